@@ -1,0 +1,214 @@
+/*
+ * group.c - task groups (the seed's Nursery): a scope that waits for all
+ * of its tasks, with per-group or per-task error policies.
+ *
+ * Group tasks are internal records without a user handle; each carries
+ * its function, argument and resolved policy.  Cancelling a group does not
+ * chase its queued records: each group task checks `cancelled` when it
+ * starts and skips its function, which is what "tasks not yet started are
+ * cancelled" means to the user.
+ *
+ * Lifetime: `refs` counts the owner plus every unfinished task.  A
+ * finishing task decrements `pending` (and wakes waiters when it reaches
+ * 0) before it drops its reference, so the group is still valid for that
+ * wake even if the owner returns from ss_group_wait() and frees at once.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define GROUP_SPIN_NS 2000u
+
+struct ss_group {
+	_Atomic uint32_t pending;   /* futex word: unfinished tasks */
+	_Atomic uint32_t nwaiters;  /* threads inside ss_group_wait */
+	_Atomic uint32_t refs;
+	_Atomic int cancelled;      /* release: first_error is set before */
+	_Atomic int first_error;
+	/* Set by ss_group_set_policy before tasks are spawned; copied into
+	 * each task at spawn. */
+	int policy;
+	ss_group_error_fn cb;
+	void *ctx;
+};
+
+ss_group *ss_group_new(void)
+{
+	ss_group *g = calloc(1, sizeof *g);
+
+	if (!g) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	atomic_init(&g->refs, 1);
+	g->policy = SS_GROUP_PROPAGATE;
+	return g;
+}
+
+static bool policy_ok(int policy, ss_group_error_fn cb, bool inherit_ok)
+{
+	switch (policy) {
+	case SS_GROUP_INHERIT:
+		return inherit_ok;
+	case SS_GROUP_IGNORE:
+	case SS_GROUP_PROPAGATE:
+		return true;
+	case SS_GROUP_CUSTOM:
+		return cb != NULL;
+	default:
+		return false;
+	}
+}
+
+int ss_group_set_policy(ss_group *g, int policy, ss_group_error_fn cb,
+                        void *ctx)
+{
+	if (!g || !policy_ok(policy, cb, false))
+		return EINVAL;
+	g->policy = policy;
+	g->cb = policy == SS_GROUP_CUSTOM ? cb : NULL;
+	g->ctx = ctx;
+	return 0;
+}
+
+static void cancel_with(ss_group *g, int err)
+{
+	int zero = 0;
+
+	atomic_compare_exchange_strong_explicit(&g->first_error, &zero, err,
+	                                        memory_order_relaxed,
+	                                        memory_order_relaxed);
+	atomic_store_explicit(&g->cancelled, 1, memory_order_release);
+}
+
+int ss_group_cancel(ss_group *g)
+{
+	if (!g)
+		return EINVAL;
+	cancel_with(g, ECANCELED);
+	return 0;
+}
+
+int ss_group_cancelled(const ss_group *g)
+{
+	return g ? atomic_load_explicit(&g->cancelled, memory_order_acquire)
+	         : 0;
+}
+
+static void release(ss_group *g)
+{
+	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
+		free(g);
+}
+
+static void finish_one(ss_group *g)
+{
+	if (atomic_fetch_sub(&g->pending, 1) == 1 && atomic_load(&g->nwaiters))
+		ss__futex_wake(&g->pending, INT_MAX);
+	release(g);
+}
+
+void *ss__group_run(void *arg)
+{
+	struct ss_task *t = arg;
+	ss_group *g = t->group;
+	int rc, decision;
+
+	if (atomic_load_explicit(&g->cancelled, memory_order_acquire)) {
+		atomic_fetch_add_explicit(&ss__exec.cancelled, 1,
+		                          memory_order_relaxed);
+		finish_one(g);
+		return NULL;
+	}
+	rc = t->gfn(t->garg);
+	if (rc != 0) {
+		decision = t->gpolicy;
+		if (decision == SS_GROUP_CUSTOM)
+			decision = t->gcb(g, rc, t->gctx);
+		if (decision == SS_GROUP_PROPAGATE)
+			cancel_with(g, rc);
+	}
+	finish_one(g);
+	return NULL;
+}
+
+void ss__group_task_dropped(struct ss_task *t)
+{
+	finish_one(t->group);
+}
+
+int ss_group_spawn_policy(ss_group *g, int (*fn)(void *), void *arg,
+                          int policy, ss_group_error_fn cb, void *ctx)
+{
+	struct ss_task *t;
+
+	if (!g || !fn || !policy_ok(policy, cb, true))
+		return EINVAL;
+	if (atomic_load_explicit(&g->cancelled, memory_order_acquire))
+		return ECANCELED;
+	if (ss__start() != 0)
+		return EAGAIN;
+	t = ss__task_new_internal(ss__group_run, NULL);
+	if (!t)
+		return ENOMEM;
+	t->arg = t;
+	t->group = g;
+	t->gfn = fn;
+	t->garg = arg;
+	if (policy == SS_GROUP_INHERIT) {
+		t->gpolicy = g->policy;
+		t->gcb = g->cb;
+		t->gctx = g->ctx;
+	} else {
+		t->gpolicy = policy;
+		t->gcb = cb;
+		t->gctx = ctx;
+	}
+	atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+	atomic_fetch_add(&g->pending, 1);
+	ss__task_submit(t);
+	return 0;
+}
+
+int ss_group_spawn(ss_group *g, int (*fn)(void *), void *arg)
+{
+	return ss_group_spawn_policy(g, fn, arg, SS_GROUP_INHERIT, NULL, NULL);
+}
+
+int ss_group_wait(ss_group *g)
+{
+	struct ss_worker *w = ss__self();
+	struct ss_task *cur = ss__current_task();
+	uint64_t deadline;
+	uint32_t p;
+
+	if (!g)
+		return EINVAL;
+	if (cur && cur->group == g)
+		return EDEADLK;
+	atomic_fetch_add(&g->nwaiters, 1);
+	deadline = ss__now_ns() + GROUP_SPIN_NS;
+	while (atomic_load(&g->pending) && ss__now_ns() < deadline)
+		ss__cpu_relax();
+	if (atomic_load(&g->pending)) {
+		if (w)
+			ss_blocking_begin();
+		while ((p = atomic_load(&g->pending)) != 0)
+			ss__futex_wait(&g->pending, p, 0);
+		if (w)
+			ss_blocking_end();
+	}
+	atomic_fetch_sub(&g->nwaiters, 1);
+	return atomic_load_explicit(&g->first_error, memory_order_relaxed);
+}
+
+void ss_group_free(ss_group *g)
+{
+	if (!g)
+		return;
+	ss_group_wait(g);
+	release(g);
+}

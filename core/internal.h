@@ -1,0 +1,376 @@
+/*
+ * internal.h - the structs every part of the core reads: the task record,
+ * the worker record and the executor, plus the internal entry points of each
+ * mechanism (one .c file each).
+ *
+ * Threads of the core:
+ *   ss-worker-N   runs tasks: its "next" slot, its ring, the global queue
+ *   ss-balancer   moves batches from long rings to the global queue and
+ *                 wakes parked workers (balance mode only)
+ *   ss-monitor    hands off the queue of a worker stuck in one task, adds a
+ *                 thread when that worker is blocked off the CPU, retries
+ *                 thread creation after EAGAIN
+ */
+#ifndef SS_INTERNAL_H
+#define SS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "smolscale.h"
+
+#define SS_HIDDEN __attribute__((visibility("hidden")))
+#define SS_CACHELINE 64
+#define SS_ALIGNED __attribute__((aligned(SS_CACHELINE)))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* ------------------------------------------------------------- config */
+
+struct ss_config {
+	unsigned threads;      /* SMOLSCALE_THREADS: active-worker target */
+	unsigned max_threads;  /* SMOLSCALE_MAX_THREADS: hard cap on workers */
+	unsigned stall_ms;     /* SMOLSCALE_STALL_MS */
+	unsigned idle_ms;      /* SMOLSCALE_IDLE_MS */
+	bool steal;            /* SMOLSCALE_STEAL */
+	bool stats;            /* SMOLSCALE_STATS */
+	unsigned cpus;         /* CPUs this process may use */
+};
+
+/* Read the SMOLSCALE_* variables once (pthread_once); bad values print one
+ * line each and fall back to the default. */
+SS_HIDDEN const struct ss_config *ss__config(void);
+
+/* Parse one unsigned value in [lo, hi].  Returns 0, or -1 when s does not
+ * parse or is out of range.  Exposed for tests and future fuzzing. */
+SS_HIDDEN int ss__parse_uint(const char *s, unsigned long lo, unsigned long hi,
+                             unsigned long *out);
+
+/* ------------------------------------------------------------- tasks */
+
+/*
+ * Task state word, 64 bits: generation << 32 | flags.
+ *
+ * The generation is bumped each time the record is freed, and every
+ * transition is a CAS on the whole word, so an operation through a stale
+ * handle can never succeed on a reused record (it sees another generation).
+ *
+ * Flags:
+ *   PHASE   SCHEDULED -> RUNNING -> DONE, or SCHEDULED -> CANCELLED
+ *   HANDLE  the user still holds the handle (cleared by join or detach)
+ *   SCHED   the scheduler holds a reference: set while the record sits in a
+ *           queue or runs on a worker; cleared when a worker completes it
+ *           or pops it cancelled or already claimed by a joiner
+ *   JOINING a joiner has claimed the join; if it claimed before the task
+ *           finished, the completer must publish done_word and wake it
+ *   FREE    the record is on a free list
+ *
+ * Invariant: a record is freed exactly once, by the CAS that clears the
+ * last of HANDLE and SCHED while the phase is final (DONE or CANCELLED),
+ * and that same CAS bumps the generation and sets FREE.
+ */
+enum {
+	SS_PH_SCHEDULED = 0,
+	SS_PH_RUNNING = 1,
+	SS_PH_DONE = 2,
+	SS_PH_CANCELLED = 3,
+	SS_PHASE = 3,
+	SS_HANDLE = 1u << 2,
+	SS_SCHED = 1u << 3,
+	SS_JOINING = 1u << 4,
+	SS_FREE = 1u << 5,
+};
+
+#define SS_GEN(s) ((uint32_t)((s) >> 32))
+#define SS_FLAGS(s) ((uint32_t)(s))
+#define SS_PH(s) ((uint32_t)(s)&SS_PHASE)
+
+struct ss_task {
+	_Atomic uint64_t state;
+	/* Futex word for a joiner that claimed JOINING before completion:
+	 * 0 until the completer stores 1 (release). */
+	_Atomic uint32_t done_word;
+	uint32_t index;        /* slot in the handle table; fixed for life */
+	void *(*fn)(void *);   /* written before publication, then read-only */
+	void *arg;
+	void *result;          /* written by the runner before DONE (release) */
+	/* Link in the global queue or a free list: owned by whichever list
+	 * holds the record (a record is in at most one list). */
+	struct ss_task *link;
+	/* Group tasks (fn == ss__group_run). */
+	struct ss_group *group;
+	int (*gfn)(void *);
+	void *garg;
+	int gpolicy;
+	ss_group_error_fn gcb;
+	void *gctx;
+} SS_ALIGNED;
+
+SS_HIDDEN struct ss_task *ss__task_alloc(void);
+SS_HIDDEN void ss__task_free(struct ss_task *t);
+/* Make t runnable: into the current worker's ring (or global queue). */
+SS_HIDDEN void ss__task_submit(struct ss_task *t);
+/* Run a popped task on worker w (claims it; skips cancelled ones). */
+struct ss_worker;
+SS_HIDDEN void ss__task_run(struct ss_worker *w, struct ss_task *t);
+/* After fork, in the child: every record that was queued or running in the
+ * parent is finished as CANCELLED, and the free lists are rebuilt. */
+SS_HIDDEN void ss__tasks_after_fork(struct ss_task *keep);
+SS_HIDDEN struct ss_task *ss__current_task(void);
+SS_HIDDEN void *ss__group_run(void *task);
+/* A record with no user handle (group tasks), in state SCHEDULED. */
+SS_HIDDEN struct ss_task *ss__task_new_internal(void *(*fn)(void *),
+                                                void *arg);
+/* A group task that will never run (fork child): finish it for its group. */
+SS_HIDDEN void ss__group_task_dropped(struct ss_task *t);
+
+/* ------------------------------------------------------------- queues */
+
+#define SS_RING_CAP 256u
+#define SS_RING_MASK (SS_RING_CAP - 1)
+
+/*
+ * Bounded ring: one producer (the owning worker, at tail), several
+ * consumers (the owner, and the balancer, the monitor or a thief in steal
+ * mode) that claim from head by CAS.
+ *
+ * Invariant: head <= tail, tail - head <= SS_RING_CAP; both only grow (64
+ * bits, no wrap).  Slots in [head, tail) hold tasks.  The producer writes a
+ * slot only when it lies outside [head, tail) as seen with an acquire load
+ * of head, so a consumer's reads of slots it then claims by CAS can never
+ * race a rewrite that it would keep: if the producer wrapped onto them, head
+ * moved and the CAS fails.  Slots are atomics (relaxed) so a losing
+ * consumer's stale read is not a data race.
+ */
+struct ss_ring {
+	_Atomic uint64_t head SS_ALIGNED;
+	_Atomic uint64_t tail SS_ALIGNED;
+	_Atomic(struct ss_task *) slot[SS_RING_CAP] SS_ALIGNED;
+};
+
+SS_HIDDEN bool ss__ring_push(struct ss_ring *r, struct ss_task *t);
+SS_HIDDEN struct ss_task *ss__ring_pop(struct ss_ring *r);
+SS_HIDDEN unsigned ss__ring_take(struct ss_ring *r, struct ss_task **out,
+                                 unsigned max);
+SS_HIDDEN unsigned ss__ring_len(struct ss_ring *r);
+
+/* The global injection queue: a mutex-protected FIFO of records linked by
+ * ->link, with its length published in an atomic for lock-free checks. */
+SS_HIDDEN void ss__gq_push(struct ss_task *t);
+SS_HIDDEN void ss__gq_push_batch(struct ss_task **v, unsigned n);
+/* Pop one task for w and move up to a fair share more into w's ring. */
+SS_HIDDEN struct ss_task *ss__gq_pop(struct ss_worker *w);
+SS_HIDDEN uint64_t ss__gq_len(void);
+/* Move w's next slot and whole ring to the global queue; returns count. */
+SS_HIDDEN unsigned ss__worker_handoff(struct ss_worker *w);
+
+/* ------------------------------------------------------------- workers */
+
+enum {
+	SS_SLOT_FREE = 0,   /* never used, or its thread exited */
+	SS_SLOT_LIVE = 1,   /* a thread owns it */
+	SS_SLOT_ORPHAN = 2, /* after fork: the forking worker's, never reused */
+};
+
+struct ss_worker {
+	struct ss_ring ring;
+	/* Task to run next (woken from this worker).  Set by the owner with
+	 * exchange; taken by the owner or, at hand-off, the monitor, with
+	 * exchange (acq_rel: the task's fields travel with it). */
+	_Atomic(struct ss_task *) next SS_ALIGNED;
+	/* Heartbeat: odd while inside a task, bumped at each task start and
+	 * end.  Single writer (owner); the monitor and balancer read it
+	 * relaxed, except around `blocked` (see monitor.c). */
+	_Atomic uint64_t tick;
+	/* 1 while counted in exec.nblocked.  Exchanged by the owner (task end,
+	 * blocking hints) and the monitor; seq_cst, see monitor.c. */
+	_Atomic uint32_t blocked;
+	/* Futex word: 1 while parked, 0 once woken (set by the waker). */
+	_Atomic uint32_t park_word;
+	/* SS_SLOT_*; written under exec.lock, read relaxed by the balancer
+	 * and monitor (a stale read only skips or visits an idle worker). */
+	_Atomic uint32_t slot_state;
+
+	/* Set at start by the owner, read by the monitor after slot_state. */
+	int id;
+	clockid_t cpuclock;
+	_Atomic int cpuclock_ok;
+
+	/* Idle list link and membership: under exec.idle_lock. */
+	struct ss_worker *idle_next;
+	bool on_idle_list;
+
+	/* Owner-only. */
+	bool start_searching;   /* set by the creator before the thread runs */
+	struct ss_task *cache;  /* free task records, linked by ->link */
+	unsigned ncache;
+	unsigned blocking_depth;
+	uint32_t rng;
+	uint32_t fork_gen;
+
+	/* Counters: single writer (owner), relaxed; summed by ss_stats. */
+	_Atomic uint64_t n_spawned SS_ALIGNED;
+	_Atomic uint64_t n_completed;
+	_Atomic uint64_t n_parks;
+	_Atomic uint64_t n_wakeups;
+	_Atomic uint64_t n_steals;
+
+	/* Monitor-private. */
+	uint64_t mon_tick;
+	uint64_t mon_since_ns;
+	uint64_t mon_cpu_ns;
+	uint64_t mon_cpu_at_ns;
+	bool mon_blocked_done;
+	/* Balancer-private. */
+	uint64_t bal_tick;
+} SS_ALIGNED;
+
+SS_HIDDEN struct ss_worker *ss__self(void);
+/* Wake a parked worker for new global work unless a worker is searching;
+ * start a worker when none is parked and the pool is below target. */
+SS_HIDDEN void ss__notify(void);
+/* Wake an idle worker or start one, for the monitor (may exceed the active
+ * target only by compensating blocked workers; rate-limited). */
+SS_HIDDEN bool ss__grow(void);
+/* Park w (counted as searching) until woken; true if it timed out idle
+ * and left the pool. */
+SS_HIDDEN bool ss__park(struct ss_worker *w);
+/* In a fork child: the calling thread is no worker of the new executor. */
+SS_HIDDEN void ss__worker_forget_self(void);
+SS_HIDDEN void *ss__worker_main(void *arg);
+SS_HIDDEN void ss__mark_blocked(struct ss_worker *w);
+SS_HIDDEN void ss__unmark_blocked(struct ss_worker *w);
+
+/* ------------------------------------------------------------- supervisors */
+
+/* A hidden thread that sleeps without a timer while the pool is idle. */
+struct ss_sleeper {
+	_Atomic uint32_t sleeping; /* 1 while in (or entering) a deep sleep */
+	_Atomic uint32_t word;     /* futex: bumped by each wake */
+};
+
+SS_HIDDEN void ss__sleeper_wake(struct ss_sleeper *s);
+/* Sleep without timer unless the pool is busy; returns at once if busy. */
+SS_HIDDEN void ss__sleeper_sleep_if_idle(struct ss_sleeper *s);
+/* Sleep up to ns, or until woken. */
+SS_HIDDEN void ss__sleeper_nap(struct ss_sleeper *s, uint64_t ns);
+SS_HIDDEN void ss__wake_supervisors(void);
+SS_HIDDEN bool ss__pool_idle(void);
+
+SS_HIDDEN void *ss__balancer_main(void *arg);
+SS_HIDDEN void *ss__monitor_main(void *arg);
+
+/* ------------------------------------------------------------- executor */
+
+struct ss_exec {
+	/* Guards starting the executor, worker slots, thread creation and
+	 * exit, the token bucket and the back-off. */
+	pthread_mutex_t lock;
+	_Atomic int started;   /* 0, then 1 once the supervisors run (release) */
+
+	struct ss_worker **workers; /* [max_threads], slots created lazily */
+	/* Slots in [0, nslots) may be live; grows only (release), read
+	 * acquire by the supervisors and ss_stats. */
+	_Atomic uint32_t nslots;
+
+	/*
+	 * Pool counters, seq_cst: they take part in the Dekker-style checks
+	 * between a spawner (push work, then read nsearching/nidle) and a
+	 * worker going to sleep (publish idle, then re-read the queue).
+	 *   nthreads    live worker threads
+	 *   nblocked    workers whose `blocked` is 1
+	 *   nidle       workers on the idle list
+	 *   nsearching  workers awake without a task, looking for one
+	 */
+	_Atomic int32_t nthreads SS_ALIGNED;
+	_Atomic int32_t nblocked;
+	_Atomic int32_t nidle SS_ALIGNED;
+	_Atomic int32_t nsearching SS_ALIGNED;
+
+	/* Parked workers, LIFO (the most recent has the warmest cache). */
+	pthread_mutex_t idle_lock SS_ALIGNED;
+	struct ss_worker *idle_list;
+
+	/* Global queue (queue.c). */
+	pthread_mutex_t q_lock SS_ALIGNED;
+	struct ss_task *q_head, *q_tail;
+	_Atomic uint64_t q_len;
+
+	/* Free task records (task.c), for threads that are not workers. */
+	pthread_mutex_t free_lock SS_ALIGNED;
+	struct ss_task *free_list;
+
+	struct ss_sleeper balancer SS_ALIGNED;
+	struct ss_sleeper monitor SS_ALIGNED;
+
+	/* Under lock: token bucket for threads beyond the target, and the
+	 * back-off after thread creation failed. */
+	double tokens;
+	uint64_t tokens_at_ns;
+	uint64_t backoff_until_ns;
+	uint64_t backoff_ns;
+	uint32_t fork_gen;
+
+	/* Counters without a single writer: relaxed atomics. */
+	_Atomic uint64_t ext_spawned SS_ALIGNED;
+	_Atomic uint64_t cancelled;
+	_Atomic uint64_t preemptions;
+	_Atomic uint64_t compensations;
+	_Atomic uint64_t balancer_moves;
+	_Atomic uint64_t threads_created;
+	_Atomic uint64_t threads_exited;
+	_Atomic uint64_t peak_threads;
+};
+
+SS_HIDDEN extern struct ss_exec ss__exec;
+
+/* Start the executor's hidden threads once.  Returns 0 or EAGAIN. */
+SS_HIDDEN int ss__start(void);
+/* Under exec.lock: take a free slot and start a worker thread on it. */
+SS_HIDDEN int ss__start_worker_locked(bool searching);
+
+/* ------------------------------------------------------------- threads */
+
+typedef int (*ss_pthread_create_fn)(pthread_t *, const pthread_attr_t *,
+                                    void *(*)(void *), void *);
+/* The pthread_create the core uses for its hidden threads; a preload layer
+ * that interposes pthread_create points it at the real one. */
+SS_HIDDEN extern ss_pthread_create_fn ss__real_pthread_create;
+/* Start a detached hidden thread with every signal blocked, named name. */
+SS_HIDDEN int ss__thread_start(const char *name, void *(*fn)(void *),
+                               void *arg);
+SS_HIDDEN void ss__thread_set_name(const char *name);
+
+/* ------------------------------------------------------------- time, futex */
+
+static inline uint64_t ss__now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void ss__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* Wait while *addr == val, up to timeout_ns (0 = forever).  Returns 0, or
+ * ETIMEDOUT; spurious returns happen and callers loop. */
+SS_HIDDEN int ss__futex_wait(_Atomic uint32_t *addr, uint32_t val,
+                             uint64_t timeout_ns);
+SS_HIDDEN void ss__futex_wake(_Atomic uint32_t *addr, int n);
+
+/* ------------------------------------------------------------- stats */
+
+SS_HIDDEN void ss__stats_print(void);
+
+#endif /* SS_INTERNAL_H */

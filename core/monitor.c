@@ -1,0 +1,139 @@
+/*
+ * monitor.c - the hidden monitor thread: preemption by hand-off, blocking
+ * compensation, and the safety net for queued work.
+ *
+ * Each worker publishes a heartbeat (w->tick, odd while inside a task).  A
+ * worker whose tick has not moved for SMOLSCALE_STALL_MS while other work
+ * waits (its own queue, or the global queue with nobody free to take it)
+ * is stalled: its next slot and ring go to the global queue, where idle
+ * workers take them; the stuck worker finishes its task alone.  Whether
+ * it is also *blocked* is read from its thread CPU clock: under half a
+ * CPU over the last window means off the CPU.  Only then is it counted as
+ * blocked, which lowers the active count and lets the pool start a
+ * compensating thread (rate-limited, capped: park.c ss__grow).  A long
+ * computation only loses its queue: adding threads beyond the CPU target
+ * would slow it down (tokio's objection to blocking detection).
+ *
+ * Marking blocked races with the worker finishing its task.  Both sides
+ * use seq_cst:  worker: tick = even; exchange(blocked, 0)
+ *              monitor: exchange(blocked, 1); re-read tick
+ * If the monitor's exchange comes first, the worker's exchange clears the
+ * mark; otherwise the monitor's re-read sees the new tick and undoes it.
+ *
+ * Period: STALL_MS / 2 (1..50 ms) while any worker is busy; no timer while
+ * every worker is parked.
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+static uint64_t thread_cpu_ns(struct ss_worker *w)
+{
+	struct timespec ts;
+
+	if (!atomic_load_explicit(&w->cpuclock_ok, memory_order_acquire) ||
+	    clock_gettime(w->cpuclock, &ts) != 0)
+		return UINT64_MAX;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Is w off the CPU?  Compares its CPU time with the wall time since the
+ * last sample, then starts a new sample window. */
+static bool off_cpu(struct ss_worker *w, uint64_t now)
+{
+	uint64_t cpu = thread_cpu_ns(w);
+	bool off = false;
+
+	if (cpu == UINT64_MAX)
+		return false;
+	if (w->mon_cpu_at_ns && now > w->mon_cpu_at_ns)
+		off = (cpu - w->mon_cpu_ns) * 2 < now - w->mon_cpu_at_ns;
+	w->mon_cpu_ns = cpu;
+	w->mon_cpu_at_ns = now;
+	return off;
+}
+
+static bool mark_blocked_if_same(struct ss_exec *e, struct ss_worker *w,
+                                 uint64_t tick)
+{
+	if (atomic_exchange(&w->blocked, 1))
+		return false; /* already counted (a hint) */
+	atomic_fetch_add(&e->nblocked, 1);
+	if (atomic_load(&w->tick) != tick) {
+		ss__unmark_blocked(w);
+		return false;
+	}
+	return true;
+}
+
+static void monitor_pass(struct ss_exec *e, uint64_t stall_ns)
+{
+	uint32_t nslots = atomic_load_explicit(&e->nslots, memory_order_acquire);
+	uint64_t now = ss__now_ns();
+	bool starving = ss__gq_len() > 0 && atomic_load(&e->nidle) == 0 &&
+	                atomic_load(&e->nsearching) == 0;
+
+	for (uint32_t i = 0; i < nslots; i++) {
+		struct ss_worker *w = e->workers[i];
+		uint64_t tick;
+		bool waits;
+
+		if (!w || atomic_load_explicit(&w->slot_state,
+		                               memory_order_relaxed) != SS_SLOT_LIVE)
+			continue;
+		tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
+		if (!(tick & 1) || tick != w->mon_tick) {
+			w->mon_tick = tick;
+			w->mon_since_ns = now;
+			w->mon_cpu_at_ns = 0;
+			continue;
+		}
+		if (now - w->mon_since_ns < stall_ns) {
+			if (!w->mon_cpu_at_ns)
+				off_cpu(w, now); /* open the CPU window */
+			continue;
+		}
+		waits = starving || ss__ring_len(&w->ring) ||
+		        atomic_load_explicit(&w->next, memory_order_relaxed);
+		if (!waits)
+			continue;
+		if (off_cpu(w, now) &&
+		    !atomic_load_explicit(&w->blocked, memory_order_relaxed))
+			mark_blocked_if_same(e, w, tick);
+		if (ss__worker_handoff(w)) {
+			atomic_fetch_add_explicit(&e->preemptions, 1,
+			                          memory_order_relaxed);
+			ss__notify();
+		} else if (starving) {
+			ss__notify();
+		}
+	}
+	/* Safety net: queued work and nobody looking for it (after a failed
+	 * thread creation, once its back-off has passed). */
+	if (ss__gq_len() > 0 && atomic_load(&e->nsearching) == 0)
+		ss__notify();
+}
+
+void *ss__monitor_main(void *arg)
+{
+	struct ss_exec *e = &ss__exec;
+	const struct ss_config *c = ss__config();
+	uint64_t stall_ns = (uint64_t)c->stall_ms * 1000000u;
+	uint64_t period = stall_ns / 2;
+
+	(void)arg;
+	if (period < 1000000u)
+		period = 1000000u;
+	if (period > 50000000u)
+		period = 50000000u;
+	ss__thread_set_name("ss-monitor");
+	for (;;) {
+		if (ss__pool_idle()) {
+			ss__sleeper_sleep_if_idle(&e->monitor);
+			continue;
+		}
+		monitor_pass(e, stall_ns);
+		ss__sleeper_nap(&e->monitor, period);
+	}
+	return NULL;
+}

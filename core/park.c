@@ -1,0 +1,273 @@
+/*
+ * park.c - futexes, parking and waking workers, growing the pool, and the
+ * timer-less sleep of the balancer and the monitor.
+ *
+ * The spawner/parker handshake (no lost wake-ups):
+ *   spawner: push to the global queue (q_len += n, seq_cst);
+ *            read nsearching (seq_cst); if 0, wake a parked worker
+ *   parker:  join the idle list (nidle++, seq_cst); nsearching-- (seq_cst);
+ *            read q_len (seq_cst); if nonzero, leave the list and search
+ * In the single total order of these seq_cst operations, either the
+ * spawner sees the parker still searching (and the parker's re-read then
+ * sees the push), or the spawner sees no searcher and finds the parker on
+ * the idle list.  A woken worker is counted as searching by its waker
+ * (nsearching++ before nidle--), so one spawn burst wakes one worker; the
+ * last searcher that finds work wakes the next (worker.c), as in tokio.
+ *
+ * The balancer and the monitor sleep without a timer while every worker is
+ * parked and the global queue is empty (ss__pool_idle).  Each change that
+ * ends such idleness (a worker leaves the idle list, a worker starts) is
+ * followed by ss__wake_supervisors(); a sleeper sets `sleeping` (seq_cst)
+ * before it tests ss__pool_idle(), the same Dekker shape as above.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int ss__futex_wait(_Atomic uint32_t *addr, uint32_t val, uint64_t timeout_ns)
+{
+	struct timespec ts, *tp = NULL;
+
+	if (timeout_ns) {
+		ts.tv_sec = (time_t)(timeout_ns / 1000000000u);
+		ts.tv_nsec = (long)(timeout_ns % 1000000000u);
+		tp = &ts;
+	}
+	if (syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, tp, NULL, 0) == -1 &&
+	    errno == ETIMEDOUT)
+		return ETIMEDOUT;
+	return 0;
+}
+
+void ss__futex_wake(_Atomic uint32_t *addr, int n)
+{
+	syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+/* ---------------------------------------------------------- supervisors */
+
+bool ss__pool_idle(void)
+{
+	struct ss_exec *e = &ss__exec;
+
+	return atomic_load(&e->q_len) == 0 &&
+	       atomic_load(&e->nidle) == atomic_load(&e->nthreads);
+}
+
+void ss__sleeper_wake(struct ss_sleeper *s)
+{
+	if (atomic_load(&s->sleeping) && atomic_exchange(&s->sleeping, 0)) {
+		atomic_fetch_add_explicit(&s->word, 1, memory_order_release);
+		ss__futex_wake(&s->word, 1);
+	}
+}
+
+void ss__wake_supervisors(void)
+{
+	ss__sleeper_wake(&ss__exec.monitor);
+	ss__sleeper_wake(&ss__exec.balancer);
+}
+
+void ss__sleeper_sleep_if_idle(struct ss_sleeper *s)
+{
+	uint32_t seq = atomic_load_explicit(&s->word, memory_order_acquire);
+
+	atomic_store(&s->sleeping, 1);
+	if (!ss__pool_idle()) {
+		atomic_store(&s->sleeping, 0);
+		return;
+	}
+	while (atomic_load(&s->sleeping))
+		ss__futex_wait(&s->word, seq, 0);
+}
+
+void ss__sleeper_nap(struct ss_sleeper *s, uint64_t ns)
+{
+	uint32_t seq = atomic_load_explicit(&s->word, memory_order_acquire);
+
+	ss__futex_wait(&s->word, seq, ns);
+}
+
+/* ---------------------------------------------------------- waking */
+
+/* Take the most recently parked worker off the idle list, count it as
+ * searching, and wake it.  Returns false if none was parked. */
+static bool wake_one(void)
+{
+	struct ss_exec *e = &ss__exec;
+	struct ss_worker *w;
+
+	if (atomic_load(&e->nidle) == 0)
+		return false;
+	pthread_mutex_lock(&e->idle_lock);
+	w = e->idle_list;
+	if (w) {
+		e->idle_list = w->idle_next;
+		w->on_idle_list = false;
+		atomic_fetch_add(&e->nsearching, 1);
+		atomic_fetch_sub(&e->nidle, 1);
+	}
+	pthread_mutex_unlock(&e->idle_lock);
+	if (!w)
+		return false;
+	atomic_store_explicit(&w->park_word, 0, memory_order_release);
+	ss__futex_wake(&w->park_word, 1);
+	ss__wake_supervisors();
+	return true;
+}
+
+void ss__notify(void)
+{
+	struct ss_exec *e = &ss__exec;
+
+	if (atomic_load(&e->nsearching) > 0)
+		return;
+	if (!wake_one())
+		ss__grow();
+}
+
+/* Under e->lock: may one more thread start beyond the active target?  A
+ * token bucket: a burst of max(4, CPUs), then 10 threads a second. */
+static bool take_token_locked(struct ss_exec *e, uint64_t now)
+{
+	const struct ss_config *c = ss__config();
+	double burst = c->cpus > 4 ? c->cpus : 4;
+
+	if (e->tokens_at_ns == 0)
+		e->tokens = burst;
+	else
+		e->tokens += (double)(now - e->tokens_at_ns) * 10.0 / 1e9;
+	if (e->tokens > burst)
+		e->tokens = burst;
+	e->tokens_at_ns = now;
+	if (e->tokens < 1.0)
+		return false;
+	e->tokens -= 1.0;
+	return true;
+}
+
+bool ss__grow(void)
+{
+	struct ss_exec *e = &ss__exec;
+	const struct ss_config *c = ss__config();
+	uint64_t now = ss__now_ns();
+	int32_t n, active;
+	bool ok = false;
+
+	if (!atomic_load_explicit(&e->started, memory_order_acquire))
+		return false;
+	pthread_mutex_lock(&e->lock);
+	n = atomic_load(&e->nthreads);
+	active = n - atomic_load(&e->nblocked);
+	if (now >= e->backoff_until_ns && active < (int32_t)c->threads &&
+	    n < (int32_t)c->max_threads &&
+	    (n < (int32_t)c->threads || take_token_locked(e, now))) {
+		ok = ss__start_worker_locked(true) == 0;
+		if (ok && n >= (int32_t)c->threads)
+			atomic_fetch_add_explicit(&e->compensations, 1,
+			                          memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&e->lock);
+	return ok;
+}
+
+/* ---------------------------------------------------------- parking */
+
+/* Under no lock: leave the idle list if still on it.  False if a waker
+ * already took us off (its wake is on the way and counts us searching). */
+static bool unlist_self(struct ss_exec *e, struct ss_worker *w)
+{
+	bool was = false;
+
+	pthread_mutex_lock(&e->idle_lock);
+	if (w->on_idle_list) {
+		struct ss_worker **pp = &e->idle_list;
+		while (*pp != w)
+			pp = &(*pp)->idle_next;
+		*pp = w->idle_next;
+		w->on_idle_list = false;
+		atomic_fetch_sub(&e->nidle, 1);
+		was = true;
+	}
+	pthread_mutex_unlock(&e->idle_lock);
+	return was;
+}
+
+/* After an idle timeout: leave the pool if more than one worker is live.
+ * Takes exec.lock before idle_lock (the one lock order). */
+static bool retire_idle(struct ss_exec *e, struct ss_worker *w)
+{
+	bool retire = false;
+
+	pthread_mutex_lock(&e->lock);
+	if (atomic_load(&e->nthreads) > 1) {
+		pthread_mutex_lock(&e->idle_lock);
+		if (w->on_idle_list) {
+			struct ss_worker **pp = &e->idle_list;
+			while (*pp != w)
+				pp = &(*pp)->idle_next;
+			*pp = w->idle_next;
+			w->on_idle_list = false;
+			atomic_fetch_sub(&e->nidle, 1);
+			atomic_fetch_sub(&e->nthreads, 1);
+			atomic_store_explicit(&w->slot_state, SS_SLOT_FREE,
+			                      memory_order_release);
+			retire = true;
+		}
+		pthread_mutex_unlock(&e->idle_lock);
+	}
+	pthread_mutex_unlock(&e->lock);
+	return retire;
+}
+
+/* Any ring with work (steal mode's re-check before sleeping). */
+static bool rings_have_work(struct ss_exec *e)
+{
+	uint32_t n = atomic_load_explicit(&e->nslots, memory_order_acquire);
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct ss_worker *v = e->workers[i];
+		if (v && ss__ring_len(&v->ring))
+			return true;
+	}
+	return false;
+}
+
+bool ss__park(struct ss_worker *w)
+{
+	struct ss_exec *e = &ss__exec;
+	const struct ss_config *c = ss__config();
+
+	atomic_store_explicit(&w->park_word, 1, memory_order_relaxed);
+	pthread_mutex_lock(&e->idle_lock);
+	w->idle_next = e->idle_list;
+	e->idle_list = w;
+	w->on_idle_list = true;
+	atomic_fetch_add(&e->nidle, 1);
+	pthread_mutex_unlock(&e->idle_lock);
+	atomic_fetch_sub(&e->nsearching, 1);
+
+	if (ss__gq_len() > 0 || (c->steal && rings_have_work(e))) {
+		if (unlist_self(e, w)) {
+			atomic_fetch_add(&e->nsearching, 1);
+			ss__wake_supervisors();
+			return false;
+		}
+	}
+	atomic_fetch_add_explicit(&w->n_parks, 1, memory_order_relaxed);
+	while (atomic_load_explicit(&w->park_word, memory_order_acquire)) {
+		uint64_t timeout = atomic_load(&e->nthreads) > 1
+		                           ? (uint64_t)c->idle_ms * 1000000u
+		                           : 0;
+		if (ss__futex_wait(&w->park_word, 1, timeout) == ETIMEDOUT &&
+		    atomic_load_explicit(&w->park_word, memory_order_acquire) &&
+		    retire_idle(e, w))
+			return true;
+	}
+	atomic_fetch_add_explicit(&w->n_wakeups, 1, memory_order_relaxed);
+	return false;
+}

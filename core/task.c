@@ -1,0 +1,502 @@
+/*
+ * task.c - task records, handles, and spawn / join / detach / cancel.
+ *
+ * Records are type-stable: they live in chunks that are never freed, are
+ * recycled through free lists (a small cache per worker, one global list),
+ * and are found from a handle by index.  The state word and its invariant
+ * are described in internal.h: every transition is one CAS on the whole
+ * 64-bit word, generation included, so stale handles fail with ESRCH and
+ * the last reference frees a record exactly once.
+ *
+ * A handle is gen << 32 | index << 1 | 1: never NULL, never a valid
+ * (aligned) pointer.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+_Static_assert(sizeof(void *) == 8, "handles need 64-bit pointers");
+
+#define CHUNK_SHIFT 10u
+#define CHUNK (1u << CHUNK_SHIFT)
+#define MAX_CHUNKS 65536u
+#define CACHE_MAX 256u
+#define CACHE_REFILL 32u
+#define JOIN_SPIN_NS 2000u
+#define JOIN_SPIN_WORKER_NS 10000u
+
+/* chunks[i] is published (release) before nrecords covers it (release);
+ * readers load nrecords with acquire, then the chunk pointer. */
+static _Atomic(struct ss_task *) chunks[MAX_CHUNKS];
+static _Atomic uint32_t nrecords;
+
+static __thread struct ss_task *tls_task
+	__attribute__((tls_model("initial-exec")));
+
+struct ss_task *ss__current_task(void)
+{
+	return tls_task;
+}
+
+static inline uint64_t mk(uint32_t gen, uint32_t flags)
+{
+	return (uint64_t)gen << 32 | flags;
+}
+
+static inline struct ss_task *record(uint32_t idx)
+{
+	struct ss_task *c = atomic_load_explicit(&chunks[idx >> CHUNK_SHIFT],
+	                                         memory_order_acquire);
+	return &c[idx & (CHUNK - 1)];
+}
+
+static inline ss_task *encode(struct ss_task *t, uint32_t gen)
+{
+	return (ss_task *)(uintptr_t)((uint64_t)gen << 32 |
+	                              (uint64_t)t->index << 1 | 1);
+}
+
+/* The record a handle names, or NULL with *err set (EINVAL for NULL or a
+ * value that is no handle, ESRCH for an index never handed out). */
+static struct ss_task *decode(ss_task *h, uint32_t *gen, int *err)
+{
+	uint64_t v = (uint64_t)(uintptr_t)h;
+	uint32_t idx = (uint32_t)(v >> 1) & 0x7fffffffu;
+
+	if (!(v & 1)) {
+		*err = EINVAL;
+		return NULL;
+	}
+	if (idx >= atomic_load_explicit(&nrecords, memory_order_acquire)) {
+		*err = ESRCH;
+		return NULL;
+	}
+	*gen = (uint32_t)(v >> 32);
+	return record(idx);
+}
+
+/* ---------------------------------------------------------- allocation */
+
+/* Under free_lock: add a chunk of records to the global free list. */
+static bool grow_records_locked(struct ss_exec *e)
+{
+	uint32_t n = atomic_load_explicit(&nrecords, memory_order_relaxed);
+	struct ss_task *c;
+
+	if (n / CHUNK >= MAX_CHUNKS)
+		return false;
+	if (posix_memalign((void **)&c, SS_CACHELINE, CHUNK * sizeof *c) != 0)
+		return false;
+	memset(c, 0, CHUNK * sizeof *c);
+	for (uint32_t i = 0; i < CHUNK; i++) {
+		c[i].index = n + i;
+		atomic_init(&c[i].state, mk(1, SS_FREE));
+		c[i].link = i + 1 < CHUNK ? &c[i + 1] : e->free_list;
+	}
+	e->free_list = c;
+	atomic_store_explicit(&chunks[n / CHUNK], c, memory_order_release);
+	atomic_store_explicit(&nrecords, n + CHUNK, memory_order_release);
+	return true;
+}
+
+struct ss_task *ss__task_alloc(void)
+{
+	struct ss_exec *e = &ss__exec;
+	struct ss_worker *w = ss__self();
+	struct ss_task *t;
+
+	if (w && w->cache) {
+		t = w->cache;
+		w->cache = t->link;
+		w->ncache--;
+		return t;
+	}
+	pthread_mutex_lock(&e->free_lock);
+	if (!e->free_list && !grow_records_locked(e)) {
+		pthread_mutex_unlock(&e->free_lock);
+		return NULL;
+	}
+	t = e->free_list;
+	e->free_list = t->link;
+	/* A worker takes a few more so its next spawns skip the lock. */
+	while (w && w->ncache < CACHE_REFILL && e->free_list) {
+		struct ss_task *x = e->free_list;
+		e->free_list = x->link;
+		x->link = w->cache;
+		w->cache = x;
+		w->ncache++;
+	}
+	pthread_mutex_unlock(&e->free_lock);
+	return t;
+}
+
+void ss__task_free(struct ss_task *t)
+{
+	struct ss_exec *e = &ss__exec;
+	struct ss_worker *w = ss__self();
+
+	if (w) {
+		t->link = w->cache;
+		w->cache = t;
+		if (++w->ncache <= CACHE_MAX)
+			return;
+		/* Give half back so records freed here can serve others. */
+		struct ss_task *first = w->cache, *last = first;
+		for (unsigned i = 1; i < CACHE_MAX / 2; i++)
+			last = last->link;
+		w->cache = last->link;
+		w->ncache -= CACHE_MAX / 2;
+		pthread_mutex_lock(&e->free_lock);
+		last->link = e->free_list;
+		e->free_list = first;
+		pthread_mutex_unlock(&e->free_lock);
+		return;
+	}
+	pthread_mutex_lock(&e->free_lock);
+	t->link = e->free_list;
+	e->free_list = t;
+	pthread_mutex_unlock(&e->free_lock);
+}
+
+/* ---------------------------------------------------------- transitions */
+
+/* Flags left after dropping `drop`; the whole new word, freeing form when
+ * no reference is left and the phase is final. */
+static inline uint64_t after_drop(uint64_t s, uint32_t drop, bool *last)
+{
+	uint32_t f = SS_FLAGS(s) & ~drop;
+
+	*last = !(f & (SS_HANDLE | SS_SCHED)) && SS_PH(f) >= SS_PH_DONE;
+	return *last ? mk(SS_GEN(s) + 1, SS_FREE) : mk(SS_GEN(s), f);
+}
+
+/* Drop references from a record whose state is s (reloaded on failure). */
+static void drop_refs(struct ss_task *t, uint64_t s, uint32_t drop)
+{
+	bool last;
+
+	while (!atomic_compare_exchange_weak_explicit(
+		&t->state, &s, after_drop(s, drop, &last), memory_order_acq_rel,
+		memory_order_acquire))
+		;
+	if (last)
+		ss__task_free(t);
+}
+
+static void wake_joiner(struct ss_task *t)
+{
+	/* The joiner waits for done_word and frees the record only after it
+	 * reads 1, so the store is safe; the wake may then reach a reused
+	 * record, which is only a spurious wake-up (records are never
+	 * unmapped). */
+	atomic_store_explicit(&t->done_word, 1, memory_order_release);
+	ss__futex_wake(&t->done_word, 1);
+}
+
+/* t ran to completion with result r: publish it, drop `drop`. */
+static void complete(struct ss_task *t, void *r, uint32_t drop, bool may_wake)
+{
+	uint64_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+	bool last;
+
+	t->result = r;
+	for (;;) {
+		uint64_t n = after_drop(mk(SS_GEN(s), (SS_FLAGS(s) & ~SS_PHASE) |
+		                                           SS_PH_DONE),
+		                        drop, &last);
+		if (atomic_compare_exchange_weak_explicit(&t->state, &s, n,
+		                                          memory_order_acq_rel,
+		                                          memory_order_relaxed))
+			break;
+	}
+	if (may_wake && (SS_FLAGS(s) & SS_JOINING))
+		wake_joiner(t);
+	if (last)
+		ss__task_free(t);
+}
+
+static void *call(struct ss_task *t)
+{
+	struct ss_task *outer = tls_task;
+	void *r;
+
+	tls_task = t;
+	r = t->fn(t->arg);
+	tls_task = outer;
+	return r;
+}
+
+void ss__task_run(struct ss_worker *w, struct ss_task *t)
+{
+	uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+
+	for (;;) {
+		if (SS_PH(s) != SS_PH_SCHEDULED) {
+			/* Cancelled, or run by a joiner: only the queue's
+			 * reference is left to drop. */
+			drop_refs(t, s, SS_SCHED);
+			return;
+		}
+		if (atomic_compare_exchange_weak_explicit(
+			    &t->state, &s, s | SS_PH_RUNNING, memory_order_acquire,
+			    memory_order_acquire))
+			break;
+	}
+	complete(t, call(t), SS_SCHED, true);
+	atomic_fetch_add_explicit(&w->n_completed, 1, memory_order_relaxed);
+}
+
+/* ---------------------------------------------------------- submit */
+
+void ss__task_submit(struct ss_task *t)
+{
+	struct ss_exec *e = &ss__exec;
+	struct ss_worker *w = ss__self();
+
+	if (w && !atomic_load_explicit(&w->blocked, memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&w->n_spawned, 1, memory_order_relaxed);
+		if (ss__ring_push(&w->ring, t)) {
+			if (ss__config()->steal) {
+				/* Work-stealing: thieves are told at once. */
+				atomic_thread_fence(memory_order_seq_cst);
+				ss__notify();
+			}
+			return;
+		}
+		/* Ring full: move half of it, and t, to the global queue. */
+		struct ss_task *batch[SS_RING_CAP / 2 + 1];
+		unsigned n = ss__ring_take(&w->ring, batch, SS_RING_CAP / 2);
+		batch[n++] = t;
+		ss__gq_push_batch(batch, n);
+	} else {
+		if (w)
+			atomic_fetch_add_explicit(&w->n_spawned, 1,
+			                          memory_order_relaxed);
+		else
+			atomic_fetch_add_explicit(&e->ext_spawned, 1,
+			                          memory_order_relaxed);
+		ss__gq_push(t);
+	}
+	ss__notify();
+}
+
+/* A fresh record in state SCHEDULED with the given references. */
+static struct ss_task *prepare(void *(*fn)(void *), void *arg, uint32_t refs)
+{
+	struct ss_task *t = ss__task_alloc();
+
+	if (!t)
+		return NULL;
+	t->fn = fn;
+	t->arg = arg;
+	t->result = NULL;
+	t->group = NULL;
+	atomic_store_explicit(&t->done_word, 0, memory_order_relaxed);
+	/* Published to the worker by the queue (release/acquire). */
+	atomic_store_explicit(
+		&t->state,
+		mk(SS_GEN(atomic_load_explicit(&t->state, memory_order_relaxed)),
+		   SS_PH_SCHEDULED | SS_SCHED | refs),
+		memory_order_relaxed);
+	return t;
+}
+
+ss_task *ss_spawn(void *(*fn)(void *), void *arg)
+{
+	struct ss_task *t;
+
+	if (!fn) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (ss__start() != 0) {
+		errno = EAGAIN;
+		return NULL;
+	}
+	t = prepare(fn, arg, SS_HANDLE);
+	if (!t) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	ss_task *h = encode(t, SS_GEN(atomic_load_explicit(&t->state,
+	                                                   memory_order_relaxed)));
+	ss__task_submit(t);
+	return h;
+}
+
+struct ss_task *ss__task_new_internal(void *(*fn)(void *), void *arg)
+{
+	return prepare(fn, arg, 0);
+}
+
+/* ---------------------------------------------------------- join etc. */
+
+static void wait_done(struct ss_task *t, struct ss_worker *w)
+{
+	uint64_t deadline = ss__now_ns() + (w ? JOIN_SPIN_WORKER_NS : JOIN_SPIN_NS);
+
+	while (!atomic_load_explicit(&t->done_word, memory_order_acquire)) {
+		if (ss__now_ns() > deadline)
+			break;
+		for (int i = 0; i < 16; i++)
+			ss__cpu_relax();
+	}
+	if (atomic_load_explicit(&t->done_word, memory_order_acquire))
+		return;
+	if (w)
+		ss_blocking_begin();
+	while (!atomic_load_explicit(&t->done_word, memory_order_acquire))
+		ss__futex_wait(&t->done_word, 0, 0);
+	if (w)
+		ss_blocking_end();
+}
+
+int ss_join(ss_task *h, void **result)
+{
+	struct ss_worker *w = ss__self();
+	struct ss_task *t;
+	uint32_t gen;
+	uint64_t s;
+	int err;
+
+	if (!(t = decode(h, &gen, &err)))
+		return err;
+	s = atomic_load_explicit(&t->state, memory_order_acquire);
+	for (;;) {
+		if (SS_GEN(s) != gen || (SS_FLAGS(s) & SS_FREE))
+			return ESRCH;
+		if (!(SS_FLAGS(s) & SS_HANDLE) || (SS_FLAGS(s) & SS_JOINING))
+			return EINVAL;
+		if (t == tls_task)
+			return EDEADLK;
+		if (w && SS_PH(s) == SS_PH_SCHEDULED) {
+			/* Inside a task: run the unstarted task ourselves, so
+			 * a pool full of joiners can never deadlock. */
+			if (!atomic_compare_exchange_weak_explicit(
+				    &t->state, &s,
+				    s | SS_PH_RUNNING | SS_JOINING,
+				    memory_order_acquire, memory_order_acquire))
+				continue;
+			void *r = call(t);
+			complete(t, r, SS_HANDLE | SS_JOINING, false);
+			atomic_fetch_add_explicit(&w->n_completed, 1,
+			                          memory_order_relaxed);
+			if (result)
+				*result = r;
+			return 0;
+		}
+		if (atomic_compare_exchange_weak_explicit(&t->state, &s,
+		                                          s | SS_JOINING,
+		                                          memory_order_acquire,
+		                                          memory_order_acquire))
+			break;
+	}
+	/* If it was not final when we claimed the join, the completer (or a
+	 * canceller) saw JOINING and will publish done_word. */
+	if (SS_PH(s) < SS_PH_DONE)
+		wait_done(t, w);
+	s = atomic_load_explicit(&t->state, memory_order_acquire);
+	err = SS_PH(s) == SS_PH_CANCELLED ? ECANCELED : 0;
+	if (!err && result)
+		*result = t->result;
+	drop_refs(t, s, SS_HANDLE | SS_JOINING);
+	return err;
+}
+
+int ss_detach(ss_task *h)
+{
+	struct ss_task *t;
+	uint32_t gen;
+	uint64_t s;
+	bool last;
+	int err;
+
+	if (!(t = decode(h, &gen, &err)))
+		return err;
+	s = atomic_load_explicit(&t->state, memory_order_acquire);
+	do {
+		if (SS_GEN(s) != gen || (SS_FLAGS(s) & SS_FREE))
+			return ESRCH;
+		if (!(SS_FLAGS(s) & SS_HANDLE) || (SS_FLAGS(s) & SS_JOINING))
+			return EINVAL;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&t->state, &s, after_drop(s, SS_HANDLE, &last),
+		memory_order_acq_rel, memory_order_acquire));
+	if (last)
+		ss__task_free(t);
+	return 0;
+}
+
+int ss_cancel(ss_task *h)
+{
+	struct ss_task *t;
+	uint32_t gen;
+	uint64_t s;
+	int err;
+
+	if (!(t = decode(h, &gen, &err)))
+		return err;
+	s = atomic_load_explicit(&t->state, memory_order_acquire);
+	do {
+		if (SS_GEN(s) != gen || (SS_FLAGS(s) & SS_FREE))
+			return ESRCH;
+		if (!(SS_FLAGS(s) & SS_HANDLE))
+			return EINVAL;
+		if (SS_PH(s) == SS_PH_CANCELLED)
+			return 0;
+		if (SS_PH(s) != SS_PH_SCHEDULED)
+			return EBUSY;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&t->state, &s, s | SS_PH_CANCELLED, memory_order_acq_rel,
+		memory_order_acquire));
+	atomic_fetch_add_explicit(&ss__exec.cancelled, 1, memory_order_relaxed);
+	if (SS_FLAGS(s) & SS_JOINING)
+		wake_joiner(t);
+	return 0;
+}
+
+/* ---------------------------------------------------------- fork */
+
+void ss__tasks_after_fork(struct ss_task *keep)
+{
+	struct ss_exec *e = &ss__exec;
+	uint32_t n = atomic_load_explicit(&nrecords, memory_order_relaxed);
+
+	/* Single-threaded here (the child of fork): plain rebuild. */
+	e->free_list = NULL;
+	for (uint32_t i = n; i-- > 0;) {
+		struct ss_task *t = record(i);
+		uint64_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+		uint32_t f = SS_FLAGS(s);
+
+		if (t == keep)
+			continue;
+		if (!(f & SS_FREE) && SS_PH(f) < SS_PH_DONE) {
+			/* Queued or running in the parent: it never finishes
+			 * here.  Joins see ECANCELED; its group stops
+			 * waiting for it. */
+			if (t->group)
+				ss__group_task_dropped(t);
+			f = (f & ~(SS_PHASE | SS_SCHED | SS_JOINING)) |
+			    SS_PH_CANCELLED;
+			atomic_store_explicit(&t->done_word, 1,
+			                      memory_order_relaxed);
+		} else if (!(f & SS_FREE)) {
+			f &= ~SS_SCHED; /* a queued reference that is gone */
+		}
+		if (!(f & SS_FREE) && !(f & SS_HANDLE)) {
+			s = mk(SS_GEN(s) + 1, SS_FREE);
+			f = SS_FREE;
+		} else {
+			s = mk(SS_GEN(s), f);
+		}
+		atomic_store_explicit(&t->state, s, memory_order_relaxed);
+		if (f & SS_FREE) {
+			t->link = e->free_list;
+			e->free_list = t;
+		}
+	}
+}

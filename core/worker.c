@@ -1,0 +1,310 @@
+/*
+ * worker.c - the worker loop, starting and retiring workers, and the
+ * blocking hints.
+ *
+ * A worker looks for work in this order: its next slot, its ring (the
+ * global queue first every 61st task, so spawns from other threads are not
+ * starved), the global queue, and in steal mode the other rings.  Without
+ * work it searches for SS_SPIN_NS, then parks (park.c).  Workers never
+ * touch another worker's ring in balance mode: the balancer moves work.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* How long a worker without work looks before it parks.  Short: the
+ * thesis is that idle workers sleep instead of polling. */
+#define SS_SPIN_NS 20000u
+#define SS_GLOBAL_EVERY 61u
+#define SS_STEAL_MAX (SS_RING_CAP / 2)
+
+static __thread struct ss_worker *tls_worker
+	__attribute__((tls_model("initial-exec")));
+
+struct ss_worker *ss__self(void)
+{
+	return tls_worker;
+}
+
+void ss__worker_forget_self(void)
+{
+	tls_worker = NULL;
+}
+
+/* ---------------------------------------------------------- start, stop */
+
+int ss__start_worker_locked(bool searching)
+{
+	struct ss_exec *e = &ss__exec;
+	const struct ss_config *c = ss__config();
+	uint32_t nslots = atomic_load_explicit(&e->nslots, memory_order_relaxed);
+	struct ss_worker *w = NULL;
+	unsigned i;
+	int32_t n;
+	char name[16];
+	int rc;
+
+	for (i = 0; i < c->max_threads; i++) {
+		w = e->workers[i];
+		if (!w || atomic_load_explicit(&w->slot_state,
+		                               memory_order_relaxed) == SS_SLOT_FREE)
+			break;
+	}
+	if (i == c->max_threads)
+		return EAGAIN;
+	if (!w) {
+		if (posix_memalign((void **)&w, SS_CACHELINE, sizeof *w) != 0)
+			return ENOMEM;
+		memset(w, 0, sizeof *w);
+		w->id = (int)i;
+		w->rng = 0x9e3779b9u * (i + 1);
+		e->workers[i] = w;
+		if (i >= nslots)
+			atomic_store_explicit(&e->nslots, i + 1,
+			                      memory_order_release);
+	}
+	w->start_searching = searching;
+	w->fork_gen = e->fork_gen;
+	w->blocking_depth = 0;
+	atomic_store_explicit(&w->park_word, 0, memory_order_relaxed);
+	atomic_store_explicit(&w->cpuclock_ok, 0, memory_order_relaxed);
+	atomic_store_explicit(&w->slot_state, SS_SLOT_LIVE, memory_order_release);
+	n = atomic_fetch_add(&e->nthreads, 1) + 1;
+	if (searching)
+		atomic_fetch_add(&e->nsearching, 1);
+
+	snprintf(name, sizeof name, "ss-worker-%u", i);
+	rc = ss__thread_start(name, ss__worker_main, w);
+	if (rc != 0) {
+		/* EAGAIN (or ENOMEM): back off, doubling from 10 ms to 1 s;
+		 * queued work waits in the global queue for the monitor. */
+		uint64_t now = ss__now_ns();
+		if (searching)
+			atomic_fetch_sub(&e->nsearching, 1);
+		atomic_fetch_sub(&e->nthreads, 1);
+		atomic_store_explicit(&w->slot_state, SS_SLOT_FREE,
+		                      memory_order_release);
+		e->backoff_ns = e->backoff_ns ? e->backoff_ns * 2 : 10000000u;
+		if (e->backoff_ns > 1000000000u)
+			e->backoff_ns = 1000000000u;
+		e->backoff_until_ns = now + e->backoff_ns;
+		return rc;
+	}
+	e->backoff_ns = 0;
+	atomic_fetch_add_explicit(&e->threads_created, 1, memory_order_relaxed);
+	if ((uint64_t)n > atomic_load_explicit(&e->peak_threads,
+	                                        memory_order_relaxed))
+		atomic_store_explicit(&e->peak_threads, (uint64_t)n,
+		                      memory_order_relaxed);
+	ss__wake_supervisors();
+	return 0;
+}
+
+/* After a task: leave the pool if it is above its active target, which
+ * happens when a blocked worker comes back after a compensating thread
+ * was started for it. */
+static bool retire_if_above_target(struct ss_exec *e, struct ss_worker *w)
+{
+	const struct ss_config *c = ss__config();
+	int32_t n = atomic_load_explicit(&e->nthreads, memory_order_relaxed);
+	bool retire = false;
+
+	if (n <= 1 || n - atomic_load_explicit(&e->nblocked, memory_order_relaxed) <=
+	                      (int32_t)c->threads)
+		return false;
+	pthread_mutex_lock(&e->lock);
+	n = atomic_load(&e->nthreads);
+	if (n > 1 && n - atomic_load(&e->nblocked) > (int32_t)c->threads) {
+		atomic_fetch_sub(&e->nthreads, 1);
+		atomic_store_explicit(&w->slot_state, SS_SLOT_FREE,
+		                      memory_order_release);
+		retire = true;
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (retire && ss__worker_handoff(w))
+		ss__notify();
+	return retire;
+}
+
+/* ---------------------------------------------------------- finding work */
+
+static struct ss_task *find_local(struct ss_worker *w, uint64_t ntask)
+{
+	struct ss_task *t;
+
+	if (atomic_load_explicit(&w->next, memory_order_relaxed)) {
+		t = atomic_exchange_explicit(&w->next, NULL, memory_order_acq_rel);
+		if (t)
+			return t;
+	}
+	if (ntask % SS_GLOBAL_EVERY == 0 && (t = ss__gq_pop(w)))
+		return t;
+	if ((t = ss__ring_pop(&w->ring)))
+		return t;
+	return ss__gq_pop(w);
+}
+
+static uint32_t xorshift(uint32_t *s)
+{
+	uint32_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return *s = x;
+}
+
+/* Steal mode: take half of a random victim's ring. */
+static struct ss_task *steal(struct ss_worker *w)
+{
+	struct ss_exec *e = &ss__exec;
+	struct ss_task *buf[SS_STEAL_MAX];
+	uint32_t n = atomic_load_explicit(&e->nslots, memory_order_acquire);
+	uint32_t start = xorshift(&w->rng);
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct ss_worker *v = e->workers[(start + i) % n];
+		unsigned len, got;
+
+		if (!v || v == w)
+			continue;
+		len = ss__ring_len(&v->ring);
+		if (len == 0)
+			continue;
+		got = ss__ring_take(&v->ring, buf, (len + 1) / 2);
+		if (got == 0)
+			continue;
+		for (unsigned k = 1; k < got; k++)
+			if (!ss__ring_push(&w->ring, buf[k]))
+				ss__gq_push(buf[k]);
+		atomic_fetch_add_explicit(&w->n_steals, got, memory_order_relaxed);
+		return buf[0];
+	}
+	return NULL;
+}
+
+static struct ss_task *search(struct ss_worker *w, bool steal_mode,
+                              uint64_t ntask)
+{
+	uint64_t deadline = ss__now_ns() + SS_SPIN_NS;
+	struct ss_task *t;
+
+	for (;;) {
+		if ((t = find_local(w, ntask)) || (steal_mode && (t = steal(w))))
+			return t;
+		if (ss__now_ns() > deadline)
+			return NULL;
+		for (int i = 0; i < 32; i++)
+			ss__cpu_relax();
+	}
+}
+
+/* ---------------------------------------------------------- the loop */
+
+static void run_one(struct ss_exec *e, struct ss_worker *w, struct ss_task *t)
+{
+	uint64_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
+
+	atomic_store_explicit(&w->tick, tick + 1, memory_order_relaxed);
+	ss__task_run(w, t);
+	atomic_store_explicit(&w->tick, tick + 2, memory_order_relaxed);
+	/* seq_cst exchange, unconditionally: pairs with the monitor's mark
+	 * so that a worker is never left counted as blocked (monitor.c). */
+	if (atomic_exchange(&w->blocked, 0))
+		atomic_fetch_sub(&e->nblocked, 1);
+	w->blocking_depth = 0; /* a task that returned inside a hint */
+}
+
+void *ss__worker_main(void *arg)
+{
+	struct ss_worker *w = arg;
+	struct ss_exec *e = &ss__exec;
+	bool steal_mode = ss__config()->steal;
+	bool searching = w->start_searching;
+	uint64_t ntask = 1;
+	char name[16];
+	clockid_t clk;
+
+	tls_worker = w;
+	snprintf(name, sizeof name, "ss-worker-%d", w->id);
+	ss__thread_set_name(name);
+	if (pthread_getcpuclockid(pthread_self(), &clk) == 0) {
+		w->cpuclock = clk;
+		atomic_store_explicit(&w->cpuclock_ok, 1, memory_order_release);
+	}
+
+	for (;;) {
+		struct ss_task *t = find_local(w, ntask);
+
+		if (!t && steal_mode)
+			t = steal(w);
+		if (!t) {
+			if (!searching) {
+				atomic_fetch_add(&e->nsearching, 1);
+				searching = true;
+			}
+			t = search(w, steal_mode, ntask);
+			if (!t) {
+				if (ss__park(w))
+					break; /* idle timeout: retired */
+				continue;       /* woken, counted as searching */
+			}
+		}
+		if (searching) {
+			searching = false;
+			/* The last searcher to find work wakes another if
+			 * more is queued (tokio's chained wake-up). */
+			if (atomic_fetch_sub(&e->nsearching, 1) == 1 &&
+			    ss__gq_len() > 0)
+				ss__notify();
+		}
+		run_one(e, w, t);
+		ntask++;
+		if (unlikely(w->fork_gen != e->fork_gen))
+			return NULL; /* a task forked: this is the child's copy */
+		if (retire_if_above_target(e, w))
+			break;
+	}
+	atomic_fetch_add_explicit(&e->threads_exited, 1, memory_order_relaxed);
+	tls_worker = NULL;
+	return NULL;
+}
+
+/* ---------------------------------------------------------- blocking */
+
+void ss__mark_blocked(struct ss_worker *w)
+{
+	if (!atomic_exchange(&w->blocked, 1))
+		atomic_fetch_add(&ss__exec.nblocked, 1);
+}
+
+void ss__unmark_blocked(struct ss_worker *w)
+{
+	if (atomic_exchange(&w->blocked, 0))
+		atomic_fetch_sub(&ss__exec.nblocked, 1);
+}
+
+void ss_blocking_begin(void)
+{
+	struct ss_worker *w = tls_worker;
+
+	if (!w || w->blocking_depth++ > 0)
+		return;
+	/* Go's handoff on a blocking syscall: stop counting as active, give
+	 * the queue away, and let the pool wake or add a worker for it. */
+	ss__mark_blocked(w);
+	if (ss__worker_handoff(w) || ss__gq_len())
+		ss__notify();
+}
+
+void ss_blocking_end(void)
+{
+	struct ss_worker *w = tls_worker;
+
+	if (!w || w->blocking_depth == 0 || --w->blocking_depth > 0)
+		return;
+	ss__unmark_blocked(w);
+}
