@@ -68,6 +68,8 @@ SS_HIDDEN int ss__parse_uint(const char *s, unsigned long lo, unsigned long hi,
  *   JOINING a joiner has claimed the join; if it claimed before the task
  *           finished, the completer must publish done_word and wake it
  *   FREE    the record is on a free list
+ *   JOINED  a join consumed the handle; the record lives on only for the
+ *           scheduler's reference, and the handle is stale (ESRCH)
  *
  * Invariant: a record is freed exactly once, by the CAS that clears the
  * last of HANDLE and SCHED while the phase is final (DONE or CANCELLED),
@@ -83,6 +85,7 @@ enum {
 	SS_SCHED = 1u << 3,
 	SS_JOINING = 1u << 4,
 	SS_FREE = 1u << 5,
+	SS_JOINED = 1u << 6,
 };
 
 #define SS_GEN(s) ((uint32_t)((s) >> 32))
@@ -92,7 +95,8 @@ enum {
 struct ss_task {
 	_Atomic uint64_t state;
 	/* Futex word for a joiner that claimed JOINING before completion:
-	 * 0 until the completer stores 1 (release). */
+	 * 0 while running, 2 once the joiner sleeps on it, 1 when done
+	 * (exchanged by the completer, acq_rel: publishes the result). */
 	_Atomic uint32_t done_word;
 	uint32_t index;        /* slot in the handle table; fixed for life */
 	void *(*fn)(void *);   /* written before publication, then read-only */

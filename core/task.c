@@ -173,14 +173,16 @@ static inline uint64_t after_drop(uint64_t s, uint32_t drop, bool *last)
 	return *last ? mk(SS_GEN(s) + 1, SS_FREE) : mk(SS_GEN(s), f);
 }
 
-/* Drop references from a record whose state is s (reloaded on failure). */
-static void drop_refs(struct ss_task *t, uint64_t s, uint32_t drop)
+/* Drop references (and set `set`) on a record whose state is s (reloaded
+ * on failure). */
+static void drop_refs(struct ss_task *t, uint64_t s, uint32_t drop,
+                      uint32_t set)
 {
 	bool last;
 
 	while (!atomic_compare_exchange_weak_explicit(
-		&t->state, &s, after_drop(s, drop, &last), memory_order_acq_rel,
-		memory_order_acquire))
+		&t->state, &s, after_drop(s | set, drop, &last),
+		memory_order_acq_rel, memory_order_acquire))
 		;
 	if (last)
 		ss__task_free(t);
@@ -188,12 +190,13 @@ static void drop_refs(struct ss_task *t, uint64_t s, uint32_t drop)
 
 static void wake_joiner(struct ss_task *t)
 {
-	/* The joiner waits for done_word and frees the record only after it
-	 * reads 1, so the store is safe; the wake may then reach a reused
-	 * record, which is only a spurious wake-up (records are never
-	 * unmapped). */
-	atomic_store_explicit(&t->done_word, 1, memory_order_release);
-	ss__futex_wake(&t->done_word, 1);
+	/* done_word: 0 running, 2 the joiner sleeps on it, 1 done.  The
+	 * joiner frees the record only after it reads 1, so the exchange is
+	 * safe; the wake may then reach a reused record, which is only a
+	 * spurious wake-up (records are never unmapped).  No system call
+	 * while the joiner is still spinning. */
+	if (atomic_exchange_explicit(&t->done_word, 1, memory_order_acq_rel) == 2)
+		ss__futex_wake(&t->done_word, 1);
 }
 
 /* t ran to completion with result r: publish it, drop `drop`. */
@@ -202,10 +205,12 @@ static void complete(struct ss_task *t, void *r, uint32_t drop, bool may_wake)
 	uint64_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
 	bool last;
 
+	/* Dropping the handle here means a joiner ran it inline. */
+	uint32_t set = SS_PH_DONE | (drop & SS_HANDLE ? SS_JOINED : 0);
+
 	t->result = r;
 	for (;;) {
-		uint64_t n = after_drop(mk(SS_GEN(s), (SS_FLAGS(s) & ~SS_PHASE) |
-		                                           SS_PH_DONE),
+		uint64_t n = after_drop(mk(SS_GEN(s), (SS_FLAGS(s) & ~SS_PHASE) | set),
 		                        drop, &last);
 		if (atomic_compare_exchange_weak_explicit(&t->state, &s, n,
 		                                          memory_order_acq_rel,
@@ -237,7 +242,7 @@ void ss__task_run(struct ss_worker *w, struct ss_task *t)
 		if (SS_PH(s) != SS_PH_SCHEDULED) {
 			/* Cancelled, or run by a joiner: only the queue's
 			 * reference is left to drop. */
-			drop_refs(t, s, SS_SCHED);
+			drop_refs(t, s, SS_SCHED, 0);
 			return;
 		}
 		if (atomic_compare_exchange_weak_explicit(
@@ -245,8 +250,11 @@ void ss__task_run(struct ss_worker *w, struct ss_task *t)
 			    memory_order_acquire))
 			break;
 	}
-	complete(t, call(t), SS_SCHED, true);
+	void *r = call(t);
+	/* Count before completing: a joiner woken by complete() may read
+	 * ss_stats() at once. */
 	atomic_fetch_add_explicit(&w->n_completed, 1, memory_order_relaxed);
+	complete(t, r, SS_SCHED, true);
 }
 
 /* ---------------------------------------------------------- submit */
@@ -337,19 +345,24 @@ struct ss_task *ss__task_new_internal(void *(*fn)(void *), void *arg)
 static void wait_done(struct ss_task *t, struct ss_worker *w)
 {
 	uint64_t deadline = ss__now_ns() + (w ? JOIN_SPIN_WORKER_NS : JOIN_SPIN_NS);
+	uint32_t zero = 0;
 
-	while (!atomic_load_explicit(&t->done_word, memory_order_acquire)) {
+	while (atomic_load_explicit(&t->done_word, memory_order_acquire) != 1) {
 		if (ss__now_ns() > deadline)
 			break;
 		for (int i = 0; i < 16; i++)
 			ss__cpu_relax();
 	}
-	if (atomic_load_explicit(&t->done_word, memory_order_acquire))
+	if (atomic_load_explicit(&t->done_word, memory_order_acquire) == 1)
 		return;
 	if (w)
 		ss_blocking_begin();
-	while (!atomic_load_explicit(&t->done_word, memory_order_acquire))
-		ss__futex_wait(&t->done_word, 0, 0);
+	/* Announce the sleep (0 -> 2) so the completer knows to wake us. */
+	atomic_compare_exchange_strong_explicit(&t->done_word, &zero, 2,
+	                                        memory_order_acq_rel,
+	                                        memory_order_acquire);
+	while (atomic_load_explicit(&t->done_word, memory_order_acquire) != 1)
+		ss__futex_wait(&t->done_word, 2, 0);
 	if (w)
 		ss_blocking_end();
 }
@@ -366,7 +379,7 @@ int ss_join(ss_task *h, void **result)
 		return err;
 	s = atomic_load_explicit(&t->state, memory_order_acquire);
 	for (;;) {
-		if (SS_GEN(s) != gen || (SS_FLAGS(s) & SS_FREE))
+		if (SS_GEN(s) != gen || (SS_FLAGS(s) & (SS_FREE | SS_JOINED)))
 			return ESRCH;
 		if (!(SS_FLAGS(s) & SS_HANDLE) || (SS_FLAGS(s) & SS_JOINING))
 			return EINVAL;
@@ -381,9 +394,9 @@ int ss_join(ss_task *h, void **result)
 				    memory_order_acquire, memory_order_acquire))
 				continue;
 			void *r = call(t);
-			complete(t, r, SS_HANDLE | SS_JOINING, false);
 			atomic_fetch_add_explicit(&w->n_completed, 1,
 			                          memory_order_relaxed);
+			complete(t, r, SS_HANDLE | SS_JOINING, false);
 			if (result)
 				*result = r;
 			return 0;
@@ -402,7 +415,7 @@ int ss_join(ss_task *h, void **result)
 	err = SS_PH(s) == SS_PH_CANCELLED ? ECANCELED : 0;
 	if (!err && result)
 		*result = t->result;
-	drop_refs(t, s, SS_HANDLE | SS_JOINING);
+	drop_refs(t, s, SS_HANDLE | SS_JOINING, SS_JOINED);
 	return err;
 }
 
@@ -418,7 +431,7 @@ int ss_detach(ss_task *h)
 		return err;
 	s = atomic_load_explicit(&t->state, memory_order_acquire);
 	do {
-		if (SS_GEN(s) != gen || (SS_FLAGS(s) & SS_FREE))
+		if (SS_GEN(s) != gen || (SS_FLAGS(s) & (SS_FREE | SS_JOINED)))
 			return ESRCH;
 		if (!(SS_FLAGS(s) & SS_HANDLE) || (SS_FLAGS(s) & SS_JOINING))
 			return EINVAL;
@@ -441,7 +454,7 @@ int ss_cancel(ss_task *h)
 		return err;
 	s = atomic_load_explicit(&t->state, memory_order_acquire);
 	do {
-		if (SS_GEN(s) != gen || (SS_FLAGS(s) & SS_FREE))
+		if (SS_GEN(s) != gen || (SS_FLAGS(s) & (SS_FREE | SS_JOINED)))
 			return ESRCH;
 		if (!(SS_FLAGS(s) & SS_HANDLE))
 			return EINVAL;
