@@ -25,6 +25,8 @@ struct ss_exec ss__exec = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.idle_lock = PTHREAD_MUTEX_INITIALIZER,
 	.q_lock = PTHREAD_MUTEX_INITIALIZER,
+	.q_tail = &ss__exec.q_stub,
+	.q_head = &ss__exec.q_stub,
 	.free_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
@@ -79,8 +81,7 @@ static void fork_child(void)
 	}
 	ss__worker_forget_self();
 	e->idle_list = NULL;
-	e->q_head = e->q_tail = NULL;
-	atomic_store(&e->q_len, 0);
+	ss__gq_reset();
 	atomic_store(&e->nthreads, 0);
 	atomic_store(&e->nblocked, 0);
 	atomic_store(&e->nidle, 0);

@@ -102,8 +102,9 @@ struct ss_task {
 	void *(*fn)(void *);   /* written before publication, then read-only */
 	void *arg;
 	void *result;          /* written by the runner before DONE (release) */
-	/* Link in the global queue or a free list: owned by whichever list
-	 * holds the record (a record is in at most one list). */
+	/* Link in the global queue (see queue.c). */
+	_Atomic(struct ss_task *) qnext;
+	/* Link in a free list: owned by whichever list holds the record. */
 	struct ss_task *link;
 	/* Group tasks (fn == ss__group_run). */
 	struct ss_group *group;
@@ -162,13 +163,16 @@ SS_HIDDEN unsigned ss__ring_take(struct ss_ring *r, struct ss_task **out,
                                  unsigned max);
 SS_HIDDEN unsigned ss__ring_len(struct ss_ring *r);
 
-/* The global injection queue: a mutex-protected FIFO of records linked by
- * ->link, with its length published in an atomic for lock-free checks. */
+/* The global injection queue: lock-free pushes, pops under a lock (see
+ * queue.c), its length in an atomic for lock-free checks. */
 SS_HIDDEN void ss__gq_push(struct ss_task *t);
 SS_HIDDEN void ss__gq_push_batch(struct ss_task **v, unsigned n);
 /* Pop one task for w and move up to a fair share more into w's ring. */
 SS_HIDDEN struct ss_task *ss__gq_pop(struct ss_worker *w);
 SS_HIDDEN uint64_t ss__gq_len(void);
+/* In a fork child: empty the global queue (its records are handled by
+ * ss__tasks_after_fork). */
+SS_HIDDEN void ss__gq_reset(void);
 /* Move w's next slot and whole ring to the global queue; returns count. */
 SS_HIDDEN unsigned ss__worker_handoff(struct ss_worker *w);
 
@@ -299,10 +303,12 @@ struct ss_exec {
 	pthread_mutex_t idle_lock SS_ALIGNED;
 	struct ss_worker *idle_list;
 
-	/* Global queue (queue.c). */
-	pthread_mutex_t q_lock SS_ALIGNED;
-	struct ss_task *q_head, *q_tail;
+	/* Global queue (queue.c): consumers under q_lock own q_head. */
+	_Atomic(struct ss_task *) q_tail SS_ALIGNED;
 	_Atomic uint64_t q_len;
+	pthread_mutex_t q_lock SS_ALIGNED;
+	struct ss_task *q_head;
+	struct ss_task q_stub;
 
 	/* Free task records (task.c), for threads that are not workers. */
 	pthread_mutex_t free_lock SS_ALIGNED;

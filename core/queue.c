@@ -7,10 +7,9 @@
  * reads slots relaxed, and claims them with an acq_rel CAS of head, which
  * the producer's acquire load of head pairs with before it rewrites them.
  *
- * The global queue is a mutex-protected FIFO; q_len mirrors its length so
- * that workers and spawners can test it without the lock.  q_len is
- * updated seq_cst: it is one side of the spawner/parker handshake (see
- * park.c).
+ * The global queue (below) counts its records in q_len so that workers
+ * and spawners can test it without the lock.  q_len is updated seq_cst:
+ * it is one side of the spawner/parker handshake (see park.c).
  */
 #include "internal.h"
 
@@ -83,6 +82,15 @@ unsigned ss__ring_len(struct ss_ring *r)
 	return (unsigned)(tail - head);
 }
 
+/*
+ * The global queue is Vyukov's intrusive MPSC queue: producers push with
+ * one exchange of q_tail and never wait; consumers pop under q_lock (so
+ * there is one consumer at a time) from q_head.  A stub record keeps the
+ * list non-empty.  Invariant: following qnext from q_head reaches q_tail,
+ * except for a push in progress whose qnext store is still to come; a
+ * consumer that meets it stops and reports what it has, and q_len (raised
+ * before the link, so it never undercounts) keeps workers looking.
+ */
 void ss__gq_push(struct ss_task *t)
 {
 	ss__gq_push_batch(&t, 1);
@@ -91,25 +99,64 @@ void ss__gq_push(struct ss_task *t)
 void ss__gq_push_batch(struct ss_task **v, unsigned n)
 {
 	struct ss_exec *e = &ss__exec;
+	struct ss_task *prev;
 
 	if (n == 0)
 		return;
 	for (unsigned i = 0; i + 1 < n; i++)
-		v[i]->link = v[i + 1];
-	v[n - 1]->link = NULL;
-	pthread_mutex_lock(&e->q_lock);
-	if (e->q_tail)
-		e->q_tail->link = v[0];
-	else
-		e->q_head = v[0];
-	e->q_tail = v[n - 1];
+		atomic_store_explicit(&v[i]->qnext, v[i + 1], memory_order_relaxed);
+	atomic_store_explicit(&v[n - 1]->qnext, NULL, memory_order_relaxed);
+	/* seq_cst: the spawner side of the handshake in park.c. */
 	atomic_fetch_add_explicit(&e->q_len, n, memory_order_seq_cst);
-	pthread_mutex_unlock(&e->q_lock);
+	prev = atomic_exchange_explicit(&e->q_tail, v[n - 1], memory_order_acq_rel);
+	atomic_store_explicit(&prev->qnext, v[0], memory_order_release);
 }
 
 uint64_t ss__gq_len(void)
 {
 	return atomic_load_explicit(&ss__exec.q_len, memory_order_seq_cst);
+}
+
+/* Under q_lock: the oldest record, or NULL if empty or the next one is
+ * still being linked. */
+static struct ss_task *mpsc_pop(struct ss_exec *e)
+{
+	struct ss_task *head = e->q_head, *stub = &e->q_stub;
+	struct ss_task *next = atomic_load_explicit(&head->qnext,
+	                                            memory_order_acquire);
+
+	if (head == stub) {
+		if (!next)
+			return NULL;
+		e->q_head = head = next;
+		next = atomic_load_explicit(&head->qnext, memory_order_acquire);
+	}
+	if (next) {
+		e->q_head = next;
+		return head;
+	}
+	if (head != atomic_load_explicit(&e->q_tail, memory_order_acquire))
+		return NULL; /* a push is between its exchange and its link */
+	/* head is the last record: put the stub behind it to take it. */
+	atomic_store_explicit(&stub->qnext, NULL, memory_order_relaxed);
+	struct ss_task *prev = atomic_exchange_explicit(&e->q_tail, stub,
+	                                                memory_order_acq_rel);
+	atomic_store_explicit(&prev->qnext, stub, memory_order_release);
+	next = atomic_load_explicit(&head->qnext, memory_order_acquire);
+	if (!next)
+		return NULL;
+	e->q_head = next;
+	return head;
+}
+
+void ss__gq_reset(void)
+{
+	struct ss_exec *e = &ss__exec;
+
+	atomic_store_explicit(&e->q_stub.qnext, NULL, memory_order_relaxed);
+	atomic_store_explicit(&e->q_tail, &e->q_stub, memory_order_relaxed);
+	e->q_head = &e->q_stub;
+	atomic_store_explicit(&e->q_len, 0, memory_order_relaxed);
 }
 
 struct ss_task *ss__gq_pop(struct ss_worker *w)
@@ -126,24 +173,22 @@ struct ss_task *ss__gq_pop(struct ss_worker *w)
 	 * half a ring and what fits in ours. */
 	workers = atomic_load_explicit(&e->nthreads, memory_order_relaxed);
 	room = SS_RING_CAP - ss__ring_len(&w->ring) + 1;
-	pthread_mutex_lock(&e->q_lock);
-	len = atomic_load_explicit(&e->q_len, memory_order_relaxed);
+	len = ss__gq_len();
 	share = (unsigned)(len / (uint64_t)(workers > 0 ? workers : 1)) + 1;
 	if (share > SS_RING_CAP / 2)
 		share = SS_RING_CAP / 2;
 	if (share > room)
 		share = room;
-	while (n < share && e->q_head) {
-		batch[n++] = e->q_head;
-		e->q_head = e->q_head->link;
-	}
-	if (e->q_head == NULL)
-		e->q_tail = NULL;
+	/* Workers never sleep on this lock: if another worker is popping, we
+	 * come back from the search loop (a sleeping waiter costs two system
+	 * calls, far more than the pop it waits for). */
+	if (pthread_mutex_trylock(&e->q_lock) != 0)
+		return NULL;
+	while (n < share && (batch[n] = mpsc_pop(e)))
+		n++;
 	if (n)
 		atomic_fetch_sub_explicit(&e->q_len, n, memory_order_seq_cst);
 	pthread_mutex_unlock(&e->q_lock);
-	/* Links are ours again only after the unlock: nobody else reads them
-	 * once the records left the list. */
 	for (unsigned i = 1; i < n; i++)
 		if (!ss__ring_push(&w->ring, batch[i]))
 			ss__gq_push(batch[i]); /* cannot happen: room was reserved */

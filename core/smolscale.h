@@ -142,8 +142,9 @@ SS_API int ss_group_spawn_policy(ss_group *g, int (*fn)(void *), void *arg,
                                  int policy, ss_group_error_fn cb, void *ctx);
 
 /* Wait until every task spawned into g so far has finished or been
- * cancelled.  Returns 0, the first propagated error, or EINVAL for a NULL
- * g.  Inside a task it hands the worker's queue off like ss_join().  After
+ * cancelled.  Returns 0, the first propagated error, EINVAL for a NULL g,
+ * or EDEADLK when called from one of g's own tasks.  Inside a task it
+ * hands the worker's queue off like ss_join().  After
  * it returns the group may be used again; the cancelled state and the first
  * error are kept until ss_group_free(). */
 SS_API int ss_group_wait(ss_group *g);

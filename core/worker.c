@@ -242,11 +242,19 @@ void *ss__worker_main(void *arg)
 		if (!t && steal_mode)
 			t = steal(w);
 		if (!t) {
+			/* Spin only while searchers are few (Go and tokio cap
+			 * them at half the workers): more spinners find no more
+			 * work, they only take CPU from the threads that make
+			 * it.  The others park at once. */
+			bool spin = true;
 			if (!searching) {
-				atomic_fetch_add(&e->nsearching, 1);
+				int32_t s = atomic_fetch_add(&e->nsearching, 1);
+				int32_t n = atomic_load_explicit(
+					&e->nthreads, memory_order_relaxed);
+				spin = s < (n > 3 ? n / 2 : 1);
 				searching = true;
 			}
-			t = search(w, steal_mode, ntask);
+			t = spin ? search(w, steal_mode, ntask) : NULL;
 			if (!t) {
 				if (ss__park(w))
 					break; /* idle timeout: retired */
