@@ -347,11 +347,12 @@ static void wait_done(struct ss_task *t, struct ss_worker *w)
 	uint64_t deadline = ss__now_ns() + (w ? JOIN_SPIN_WORKER_NS : JOIN_SPIN_NS);
 	uint32_t zero = 0;
 
-	while (atomic_load_explicit(&t->done_word, memory_order_acquire) != 1) {
-		if (ss__now_ns() > deadline)
+	for (unsigned i = 1; atomic_load_explicit(&t->done_word,
+	                                          memory_order_acquire) != 1;
+	     i++) {
+		if (i % 8 == 0 && ss__now_ns() > deadline)
 			break;
-		for (int i = 0; i < 16; i++)
-			ss__cpu_relax();
+		ss__cpu_relax();
 	}
 	if (atomic_load_explicit(&t->done_word, memory_order_acquire) == 1)
 		return;
