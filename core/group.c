@@ -8,6 +8,9 @@
  * starts and skips its function, which is what "tasks not yet started are
  * cancelled" means to the user.
  *
+ * Skipped tasks count as cancelled, run ones as completed (task.c calls
+ * ss__group_task_done before it completes the record).
+ *
  * Lifetime: `refs` counts the owner plus every unfinished task.  A
  * finishing task decrements `pending` (and wakes waiters when it reaches
  * 0) before it drops its reference, so the group is still valid for that
@@ -16,6 +19,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -111,18 +115,17 @@ static void finish_one(ss_group *g)
 	release(g);
 }
 
+/* What ss__group_run returns for a task it skipped (group cancelled). */
+#define SKIPPED ((void *)1)
+
 void *ss__group_run(void *arg)
 {
 	struct ss_task *t = arg;
-	ss_group *g = t->group;
+	ss_group *g = atomic_load_explicit(&t->group, memory_order_relaxed);
 	int rc, decision;
 
-	if (atomic_load_explicit(&g->cancelled, memory_order_acquire)) {
-		atomic_fetch_add_explicit(&ss__exec.cancelled, 1,
-		                          memory_order_relaxed);
-		finish_one(g);
-		return NULL;
-	}
+	if (atomic_load_explicit(&g->cancelled, memory_order_acquire))
+		return SKIPPED;
 	rc = t->gfn(t->garg);
 	if (rc != 0) {
 		decision = t->gpolicy;
@@ -131,13 +134,49 @@ void *ss__group_run(void *arg)
 		if (decision == SS_GROUP_PROPAGATE)
 			cancel_with(g, rc);
 	}
-	finish_one(g);
 	return NULL;
+}
+
+/* Uncount t from its group, if it still counts there.  The exchange of
+ * t->group decides who does it: the worker that ran t, or a fork child
+ * for a task that will never run there. */
+static void uncount(struct ss_task *t)
+{
+	ss_group *g = atomic_exchange_explicit(&t->group, NULL,
+	                                       memory_order_relaxed);
+	if (g)
+		finish_one(g);
+}
+
+void ss__group_task_done(struct ss_worker *w, struct ss_task *t, void *r)
+{
+	struct ss_exec *e = &ss__exec;
+
+	if (r == SKIPPED)
+		atomic_fetch_add_explicit(&e->cancelled, 1, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&w->n_completed, 1,
+		                          memory_order_relaxed);
+	/* The exchange and the two counters must look atomic to a fork
+	 * child: announce the critical section (seq_cst), and step back
+	 * while a fork is under way.  fork_prepare sets `forking` and then
+	 * waits for every in_group_finish to be 0: one side sees the other. */
+	for (;;) {
+		atomic_store(&w->in_group_finish, 1);
+		if (!atomic_load(&e->forking))
+			break;
+		atomic_store_explicit(&w->in_group_finish, 0,
+		                      memory_order_release);
+		while (atomic_load(&e->forking))
+			sched_yield();
+	}
+	uncount(t);
+	atomic_store_explicit(&w->in_group_finish, 0, memory_order_release);
 }
 
 void ss__group_task_dropped(struct ss_task *t)
 {
-	finish_one(t->group);
+	uncount(t);
 }
 
 int ss_group_spawn_policy(ss_group *g, int (*fn)(void *), void *arg,
@@ -155,7 +194,6 @@ int ss_group_spawn_policy(ss_group *g, int (*fn)(void *), void *arg,
 	if (!t)
 		return ENOMEM;
 	t->arg = t;
-	t->group = g;
 	t->gfn = fn;
 	t->garg = arg;
 	if (policy == SS_GROUP_INHERIT) {
@@ -167,8 +205,11 @@ int ss_group_spawn_policy(ss_group *g, int (*fn)(void *), void *arg,
 		t->gcb = cb;
 		t->gctx = ctx;
 	}
+	/* Count first, then name the group in the record: a fork in
+	 * between must not uncount a task that was never counted. */
 	atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
 	atomic_fetch_add(&g->pending, 1);
+	atomic_store_explicit(&t->group, g, memory_order_relaxed);
 	ss__task_submit(t);
 	return 0;
 }
@@ -187,7 +228,7 @@ int ss_group_wait(ss_group *g)
 
 	if (!g)
 		return EINVAL;
-	if (cur && cur->group == g)
+	if (cur && atomic_load_explicit(&cur->group, memory_order_relaxed) == g)
 		return EDEADLK;
 	atomic_fetch_add(&g->nwaiters, 1);
 	deadline = ss__now_ns() + GROUP_SPIN_NS;

@@ -26,6 +26,8 @@
 #define SS_HIDDEN __attribute__((visibility("hidden")))
 #define SS_CACHELINE 64
 #define SS_ALIGNED __attribute__((aligned(SS_CACHELINE)))
+struct ss_worker;
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -86,6 +88,7 @@ enum {
 	SS_JOINING = 1u << 4,
 	SS_FREE = 1u << 5,
 	SS_JOINED = 1u << 6,
+	SS_KEEP = 1u << 7, /* fork child only: on the forking thread's stack */
 };
 
 #define SS_GEN(s) ((uint32_t)((s) >> 32))
@@ -106,8 +109,14 @@ struct ss_task {
 	_Atomic(struct ss_task *) qnext;
 	/* Link in a free list: owned by whichever list holds the record. */
 	struct ss_task *link;
-	/* Group tasks (fn == ss__group_run). */
-	struct ss_group *group;
+	/* The task this one runs inside of on the same stack (an inline
+	 * join), or NULL; set by the running thread only. */
+	struct ss_task *outer;
+	/* Group tasks (fn == ss__group_run): the group while this task
+	 * counts in its pending and refs.  Set at spawn after counting;
+	 * exchanged to NULL by the one who uncounts it (relaxed: the
+	 * counters carry their own order). */
+	_Atomic(struct ss_group *) group;
 	int (*gfn)(void *);
 	void *garg;
 	int gpolicy;
@@ -117,6 +126,8 @@ struct ss_task {
 
 SS_HIDDEN struct ss_task *ss__task_alloc(void);
 SS_HIDDEN void ss__task_free(struct ss_task *t);
+/* A retiring worker gives its cached free records to the global list. */
+SS_HIDDEN void ss__task_cache_release(struct ss_worker *w);
 /* Make t runnable: into the current worker's ring (or global queue). */
 SS_HIDDEN void ss__task_submit(struct ss_task *t);
 /* Run a popped task on worker w (claims it; skips cancelled ones). */
@@ -132,6 +143,10 @@ SS_HIDDEN struct ss_task *ss__task_new_internal(void *(*fn)(void *),
                                                 void *arg);
 /* A group task that will never run (fork child): finish it for its group. */
 SS_HIDDEN void ss__group_task_dropped(struct ss_task *t);
+/* A group task ran (r is what ss__group_run returned): count it and
+ * finish it for its group, on worker w. */
+SS_HIDDEN void ss__group_task_done(struct ss_worker *w, struct ss_task *t,
+                                  void *r);
 
 /* ------------------------------------------------------------- queues */
 
@@ -194,8 +209,9 @@ struct ss_worker {
 	 * end.  Single writer (owner); the monitor and balancer read it
 	 * relaxed, except around `blocked` (see monitor.c). */
 	_Atomic uint64_t tick;
-	/* 1 while counted in exec.nblocked.  Exchanged by the owner (task end,
-	 * blocking hints) and the monitor; seq_cst, see monitor.c. */
+	/* Blocked marks: SS_BLOCKED_HINT (the owner, ss_blocking_begin) and
+	 * SS_BLOCKED_MON (the monitor); the worker counts once in
+	 * exec.nblocked while either is set.  seq_cst, see ss__block_mark. */
 	_Atomic uint32_t blocked;
 	/* Futex word: 1 while parked, 0 once woken (set by the waker). */
 	_Atomic uint32_t park_word;
@@ -205,12 +221,18 @@ struct ss_worker {
 
 	/* Set at start by the owner, read by the monitor after slot_state. */
 	int id;
-	clockid_t cpuclock;
-	_Atomic int cpuclock_ok;
+	/* The thread's CPU clock (a clockid_t), or SS_NO_CLOCK: stored by
+	 * the owner at start, cleared when the slot is reused; one atomic so
+	 * the monitor never pairs a flag with another thread's clock. */
+	_Atomic int64_t cpuclock;
 
 	/* Idle list link and membership: under exec.idle_lock. */
 	struct ss_worker *idle_next;
 	bool on_idle_list;
+
+	/* 1 while finishing a group task: fork_prepare waits for 0 so that a
+	 * fork child never sees a group task half uncounted (group.c). */
+	_Atomic uint32_t in_group_finish;
 
 	/* Owner-only. */
 	bool start_searching;   /* set by the creator before the thread runs */
@@ -232,7 +254,6 @@ struct ss_worker {
 	uint64_t mon_since_ns;
 	uint64_t mon_cpu_ns;
 	uint64_t mon_cpu_at_ns;
-	bool mon_blocked_done;
 	/* Balancer-private. */
 	uint64_t bal_tick;
 } SS_ALIGNED;
@@ -245,13 +266,18 @@ SS_HIDDEN void ss__notify(void);
  * target only by compensating blocked workers; rate-limited). */
 SS_HIDDEN bool ss__grow(void);
 /* Park w (counted as searching) until woken; true if it timed out idle
- * and left the pool. */
-SS_HIDDEN bool ss__park(struct ss_worker *w);
+ * and left the pool.  futile: how many searches in a row saw queued work
+ * they could not take. */
+SS_HIDDEN bool ss__park(struct ss_worker *w, unsigned futile);
 /* In a fork child: the calling thread is no worker of the new executor. */
 SS_HIDDEN void ss__worker_forget_self(void);
 SS_HIDDEN void *ss__worker_main(void *arg);
-SS_HIDDEN void ss__mark_blocked(struct ss_worker *w);
-SS_HIDDEN void ss__unmark_blocked(struct ss_worker *w);
+enum { SS_BLOCKED_HINT = 1, SS_BLOCKED_MON = 2 };
+#define SS_NO_CLOCK INT64_MIN
+/* Set or clear one blocked mark, keeping exec.nblocked counting each
+ * worker with any mark once. */
+SS_HIDDEN void ss__block_mark(struct ss_worker *w, uint32_t bit);
+SS_HIDDEN void ss__block_unmark(struct ss_worker *w, uint32_t bit);
 
 /* ------------------------------------------------------------- supervisors */
 
@@ -319,6 +345,9 @@ struct ss_exec {
 
 	/* Under lock: token bucket for threads beyond the target, and the
 	 * back-off after thread creation failed. */
+	/* 1 from fork_prepare until the fork is over (group.c). */
+	_Atomic uint32_t forking;
+
 	double tokens;
 	uint64_t tokens_at_ns;
 	uint64_t backoff_until_ns;

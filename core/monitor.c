@@ -16,9 +16,10 @@
  *
  * Marking blocked races with the worker finishing its task.  Both sides
  * use seq_cst:  worker: tick = even; exchange(blocked, 0)
- *              monitor: exchange(blocked, 1); re-read tick
- * If the monitor's exchange comes first, the worker's exchange clears the
- * mark; otherwise the monitor's re-read sees the new tick and undoes it.
+ *              monitor: fetch_or(blocked, MON); re-read tick
+ * If the monitor's RMW comes first, the worker's exchange clears the mark;
+ * otherwise the monitor's re-read sees the new tick and withdraws its own
+ * bit only (a blocking hint's bit, set since, stays).
  *
  * Period: STALL_MS / 2 (1..50 ms) while any worker is busy; no timer while
  * every worker is parked.
@@ -31,8 +32,9 @@ static uint64_t thread_cpu_ns(struct ss_worker *w)
 {
 	struct timespec ts;
 
-	if (!atomic_load_explicit(&w->cpuclock_ok, memory_order_acquire) ||
-	    clock_gettime(w->cpuclock, &ts) != 0)
+	int64_t clk = atomic_load_explicit(&w->cpuclock, memory_order_relaxed);
+
+	if (clk == SS_NO_CLOCK || clock_gettime((clockid_t)clk, &ts) != 0)
 		return UINT64_MAX;
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
@@ -53,17 +55,11 @@ static bool off_cpu(struct ss_worker *w, uint64_t now)
 	return off;
 }
 
-static bool mark_blocked_if_same(struct ss_exec *e, struct ss_worker *w,
-                                 uint64_t tick)
+static void mark_blocked_if_same(struct ss_worker *w, uint64_t tick)
 {
-	if (atomic_exchange(&w->blocked, 1))
-		return false; /* already counted (a hint) */
-	atomic_fetch_add(&e->nblocked, 1);
-	if (atomic_load(&w->tick) != tick) {
-		ss__unmark_blocked(w);
-		return false;
-	}
-	return true;
+	ss__block_mark(w, SS_BLOCKED_MON);
+	if (atomic_load(&w->tick) != tick)
+		ss__block_unmark(w, SS_BLOCKED_MON);
 }
 
 static void monitor_pass(struct ss_exec *e, uint64_t stall_ns)
@@ -99,7 +95,7 @@ static void monitor_pass(struct ss_exec *e, uint64_t stall_ns)
 			continue;
 		if (off_cpu(w, now) &&
 		    !atomic_load_explicit(&w->blocked, memory_order_relaxed))
-			mark_blocked_if_same(e, w, tick);
+			mark_blocked_if_same(w, tick);
 		if (ss__worker_handoff(w)) {
 			atomic_fetch_add_explicit(&e->preemptions, 1,
 			                          memory_order_relaxed);

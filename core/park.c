@@ -74,15 +74,20 @@ void ss__wake_supervisors(void)
 
 void ss__sleeper_sleep_if_idle(struct ss_sleeper *s)
 {
-	uint32_t seq = atomic_load_explicit(&s->word, memory_order_acquire);
-
 	atomic_store(&s->sleeping, 1);
 	if (!ss__pool_idle()) {
 		atomic_store(&s->sleeping, 0);
 		return;
 	}
-	while (atomic_load(&s->sleeping))
+	/* Re-read the word on every round: a waker from an earlier sleep may
+	 * bump it late, and a stale value would make the wait return at once
+	 * forever. */
+	for (;;) {
+		uint32_t seq = atomic_load_explicit(&s->word, memory_order_acquire);
+		if (!atomic_load(&s->sleeping))
+			break;
 		ss__futex_wait(&s->word, seq, 0);
+	}
 }
 
 void ss__sleeper_nap(struct ss_sleeper *s, uint64_t ns)
@@ -214,6 +219,9 @@ static bool retire_idle(struct ss_exec *e, struct ss_worker *w)
 			w->on_idle_list = false;
 			atomic_fetch_sub(&e->nidle, 1);
 			atomic_fetch_sub(&e->nthreads, 1);
+			/* Before the slot can be reused: the cache goes
+			 * with it. */
+			ss__task_cache_release(w);
 			atomic_store_explicit(&w->slot_state, SS_SLOT_FREE,
 			                      memory_order_release);
 			retire = true;
@@ -237,10 +245,17 @@ static bool rings_have_work(struct ss_exec *e)
 	return false;
 }
 
-bool ss__park(struct ss_worker *w)
+static void relist_searching(struct ss_exec *e)
+{
+	atomic_fetch_add(&e->nsearching, 1);
+	ss__wake_supervisors();
+}
+
+bool ss__park(struct ss_worker *w, unsigned futile)
 {
 	struct ss_exec *e = &ss__exec;
 	const struct ss_config *c = ss__config();
+	uint64_t backoff = 0;
 
 	atomic_store_explicit(&w->park_word, 1, memory_order_relaxed);
 	pthread_mutex_lock(&e->idle_lock);
@@ -251,22 +266,40 @@ bool ss__park(struct ss_worker *w)
 	pthread_mutex_unlock(&e->idle_lock);
 	atomic_fetch_sub(&e->nsearching, 1);
 
+	if (c->steal)
+		atomic_thread_fence(memory_order_seq_cst); /* pairs with submit */
 	if (ss__gq_len() > 0 || (c->steal && rings_have_work(e))) {
-		if (unlist_self(e, w)) {
-			atomic_fetch_add(&e->nsearching, 1);
-			ss__wake_supervisors();
-			return false;
+		/* Work came in while we gave up.  But if the last search
+		 * already saw queued work it could not take (a push between
+		 * its exchange and its link, queue.c), look again only after
+		 * a short, doubling nap: spinning would take the CPU from the
+		 * very thread that must finish the push. */
+		if (!futile) {
+			if (unlist_self(e, w)) {
+				relist_searching(e);
+				return false;
+			}
+		} else {
+			backoff = 50000u << (futile < 8 ? futile - 1 : 7);
 		}
 	}
 	atomic_fetch_add_explicit(&w->n_parks, 1, memory_order_relaxed);
 	while (atomic_load_explicit(&w->park_word, memory_order_acquire)) {
-		uint64_t timeout = atomic_load(&e->nthreads) > 1
+		uint64_t timeout = backoff ? backoff
+		                   : atomic_load(&e->nthreads) > 1
 		                           ? (uint64_t)c->idle_ms * 1000000u
 		                           : 0;
-		if (ss__futex_wait(&w->park_word, 1, timeout) == ETIMEDOUT &&
-		    atomic_load_explicit(&w->park_word, memory_order_acquire) &&
-		    retire_idle(e, w))
+		if (ss__futex_wait(&w->park_word, 1, timeout) != ETIMEDOUT ||
+		    !atomic_load_explicit(&w->park_word, memory_order_acquire))
+			continue;
+		if (backoff) {
+			if (unlist_self(e, w)) {
+				relist_searching(e);
+				return false;
+			}
+		} else if (retire_idle(e, w)) {
 			return true;
+		}
 	}
 	atomic_fetch_add_explicit(&w->n_wakeups, 1, memory_order_relaxed);
 	return false;

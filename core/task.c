@@ -161,6 +161,23 @@ void ss__task_free(struct ss_task *t)
 	pthread_mutex_unlock(&e->free_lock);
 }
 
+void ss__task_cache_release(struct ss_worker *w)
+{
+	struct ss_exec *e = &ss__exec;
+	struct ss_task *last = w->cache;
+
+	if (!last)
+		return;
+	while (last->link)
+		last = last->link;
+	pthread_mutex_lock(&e->free_lock);
+	last->link = e->free_list;
+	e->free_list = w->cache;
+	pthread_mutex_unlock(&e->free_lock);
+	w->cache = NULL;
+	w->ncache = 0;
+}
+
 /* ---------------------------------------------------------- transitions */
 
 /* Flags left after dropping `drop`; the whole new word, freeing form when
@@ -228,9 +245,11 @@ static void *call(struct ss_task *t)
 	struct ss_task *outer = tls_task;
 	void *r;
 
+	t->outer = outer;
 	tls_task = t;
 	r = t->fn(t->arg);
 	tls_task = outer;
+	t->outer = NULL;
 	return r;
 }
 
@@ -253,7 +272,11 @@ void ss__task_run(struct ss_worker *w, struct ss_task *t)
 	void *r = call(t);
 	/* Count before completing: a joiner woken by complete() may read
 	 * ss_stats() at once. */
-	atomic_fetch_add_explicit(&w->n_completed, 1, memory_order_relaxed);
+	if (unlikely(t->fn == ss__group_run))
+		ss__group_task_done(w, t, r);
+	else
+		atomic_fetch_add_explicit(&w->n_completed, 1,
+		                          memory_order_relaxed);
 	complete(t, r, SS_SCHED, true);
 }
 
@@ -301,7 +324,8 @@ static struct ss_task *prepare(void *(*fn)(void *), void *arg, uint32_t refs)
 	t->fn = fn;
 	t->arg = arg;
 	t->result = NULL;
-	t->group = NULL;
+	t->outer = NULL;
+	atomic_store_explicit(&t->group, NULL, memory_order_relaxed);
 	atomic_store_explicit(&t->done_word, 0, memory_order_relaxed);
 	/* Published to the worker by the queue (release/acquire). */
 	atomic_store_explicit(
@@ -479,21 +503,36 @@ void ss__tasks_after_fork(struct ss_task *keep)
 	struct ss_exec *e = &ss__exec;
 	uint32_t n = atomic_load_explicit(&nrecords, memory_order_relaxed);
 
-	/* Single-threaded here (the child of fork): plain rebuild. */
+	/* Single-threaded here (the child of fork): plain rebuild.
+	 *
+	 * The tasks on the forking thread's stack (keep, and the tasks it
+	 * runs inside of through inline joins) go on running here: mark them
+	 * KEEP so the walk leaves them alone.  The outermost one was popped
+	 * by the worker, whose SCHED reference completes it; the inner ones
+	 * were claimed by joins, and their SCHED stood for a queue entry
+	 * that no longer exists. */
+	for (struct ss_task *t = keep; t; t = t->outer) {
+		uint64_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+		uint32_t drop = t->outer ? SS_SCHED : 0;
+		atomic_store_explicit(&t->state, (s & ~(uint64_t)drop) | SS_KEEP,
+		                      memory_order_relaxed);
+	}
 	e->free_list = NULL;
 	for (uint32_t i = n; i-- > 0;) {
 		struct ss_task *t = record(i);
 		uint64_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
 		uint32_t f = SS_FLAGS(s);
 
-		if (t == keep)
+		if (f & SS_KEEP) {
+			atomic_store_explicit(&t->state, s & ~(uint64_t)SS_KEEP,
+			                      memory_order_relaxed);
 			continue;
+		}
 		if (!(f & SS_FREE) && SS_PH(f) < SS_PH_DONE) {
 			/* Queued or running in the parent: it never finishes
 			 * here.  Joins see ECANCELED; its group stops
 			 * waiting for it. */
-			if (t->group)
-				ss__group_task_dropped(t);
+			ss__group_task_dropped(t);
 			f = (f & ~(SS_PHASE | SS_SCHED | SS_JOINING)) |
 			    SS_PH_CANCELLED;
 			atomic_store_explicit(&t->done_word, 1,

@@ -71,7 +71,7 @@ int ss__start_worker_locked(bool searching)
 	w->fork_gen = e->fork_gen;
 	w->blocking_depth = 0;
 	atomic_store_explicit(&w->park_word, 0, memory_order_relaxed);
-	atomic_store_explicit(&w->cpuclock_ok, 0, memory_order_relaxed);
+	atomic_store_explicit(&w->cpuclock, SS_NO_CLOCK, memory_order_relaxed);
 	atomic_store_explicit(&w->slot_state, SS_SLOT_LIVE, memory_order_release);
 	n = atomic_fetch_add(&e->nthreads, 1) + 1;
 	if (searching)
@@ -104,6 +104,11 @@ int ss__start_worker_locked(bool searching)
 	return 0;
 }
 
+static int32_t nonneg(int32_t v)
+{
+	return v > 0 ? v : 0;
+}
+
 /* After a task: leave the pool if it is above its active target, which
  * happens when a blocked worker comes back after a compensating thread
  * was started for it. */
@@ -111,21 +116,27 @@ static bool retire_if_above_target(struct ss_exec *e, struct ss_worker *w)
 {
 	const struct ss_config *c = ss__config();
 	int32_t n = atomic_load_explicit(&e->nthreads, memory_order_relaxed);
+	unsigned moved = 0;
 	bool retire = false;
 
-	if (n <= 1 || n - atomic_load_explicit(&e->nblocked, memory_order_relaxed) <=
+	if (n <= 1 || n - nonneg(atomic_load_explicit(&e->nblocked,
+	                                              memory_order_relaxed)) <=
 	                      (int32_t)c->threads)
 		return false;
 	pthread_mutex_lock(&e->lock);
 	n = atomic_load(&e->nthreads);
-	if (n > 1 && n - atomic_load(&e->nblocked) > (int32_t)c->threads) {
+	if (n > 1 && n - nonneg(atomic_load(&e->nblocked)) > (int32_t)c->threads) {
 		atomic_fetch_sub(&e->nthreads, 1);
+		/* Before the slot can be reused: what the last task queued
+		 * here and the record cache go with it. */
+		moved = ss__worker_handoff(w);
+		ss__task_cache_release(w);
 		atomic_store_explicit(&w->slot_state, SS_SLOT_FREE,
 		                      memory_order_release);
 		retire = true;
 	}
 	pthread_mutex_unlock(&e->lock);
-	if (retire && ss__worker_handoff(w))
+	if (moved)
 		ss__notify();
 	return retire;
 }
@@ -226,16 +237,15 @@ void *ss__worker_main(void *arg)
 	bool steal_mode = ss__config()->steal;
 	bool searching = w->start_searching;
 	uint64_t ntask = 1;
+	unsigned futile = 0;
 	char name[16];
 	clockid_t clk;
 
 	tls_worker = w;
 	snprintf(name, sizeof name, "ss-worker-%d", w->id);
 	ss__thread_set_name(name);
-	if (pthread_getcpuclockid(pthread_self(), &clk) == 0) {
-		w->cpuclock = clk;
-		atomic_store_explicit(&w->cpuclock_ok, 1, memory_order_release);
-	}
+	if (pthread_getcpuclockid(pthread_self(), &clk) == 0)
+		atomic_store_explicit(&w->cpuclock, clk, memory_order_relaxed);
 
 	for (;;) {
 		struct ss_task *t = find_local(w, ntask);
@@ -257,11 +267,13 @@ void *ss__worker_main(void *arg)
 			}
 			t = spin ? search(w, steal_mode, ntask) : NULL;
 			if (!t) {
-				if (ss__park(w))
+				futile = ss__gq_len() > 0 ? futile + 1 : 0;
+				if (ss__park(w, futile))
 					break; /* idle timeout: retired */
 				continue;       /* woken, counted as searching */
 			}
 		}
+		futile = 0;
 		if (searching) {
 			searching = false;
 			/* The last searcher to find work wakes another if
@@ -284,15 +296,22 @@ void *ss__worker_main(void *arg)
 
 /* ---------------------------------------------------------- blocking */
 
-void ss__mark_blocked(struct ss_worker *w)
+/*
+ * The count goes up before the mark is published and down after it is
+ * withdrawn, so nblocked may briefly count a worker that is not marked,
+ * never the reverse: a transient undercount could make a worker retire
+ * while the pool sits at its target.
+ */
+void ss__block_mark(struct ss_worker *w, uint32_t bit)
 {
-	if (!atomic_exchange(&w->blocked, 1))
-		atomic_fetch_add(&ss__exec.nblocked, 1);
+	atomic_fetch_add(&ss__exec.nblocked, 1);
+	if (atomic_fetch_or(&w->blocked, bit) != 0)
+		atomic_fetch_sub(&ss__exec.nblocked, 1); /* counted already */
 }
 
-void ss__unmark_blocked(struct ss_worker *w)
+void ss__block_unmark(struct ss_worker *w, uint32_t bit)
 {
-	if (atomic_exchange(&w->blocked, 0))
+	if (atomic_fetch_and(&w->blocked, ~bit) == bit)
 		atomic_fetch_sub(&ss__exec.nblocked, 1);
 }
 
@@ -304,7 +323,7 @@ void ss_blocking_begin(void)
 		return;
 	/* Go's handoff on a blocking syscall: stop counting as active, give
 	 * the queue away, and let the pool wake or add a worker for it. */
-	ss__mark_blocked(w);
+	ss__block_mark(w, SS_BLOCKED_HINT);
 	if (ss__worker_handoff(w) || ss__gq_len())
 		ss__notify();
 }
@@ -315,5 +334,5 @@ void ss_blocking_end(void)
 
 	if (!w || w->blocking_depth == 0 || --w->blocking_depth > 0)
 		return;
-	ss__unmark_blocked(w);
+	ss__block_unmark(w, SS_BLOCKED_HINT);
 }

@@ -146,6 +146,108 @@ START_TEST(fork_inside_task)
 }
 END_TEST
 
+/* A task that a join runs inline, inside another task, forks.  In the
+ * child both go on, the outer one finishes on the forking thread, and a
+ * checker task started there must find sound records (a regression: the
+ * outer task's record was freed while it ran, and again when it ended,
+ * so two new tasks could share it). */
+static void *fork_inner(void *arg)
+{
+	return (void *)(intptr_t)fork();
+}
+
+static void *checker(void *arg)
+{
+	sleep_ms(LINGER_MS); /* the outer task has finished by now */
+	for (int round = 0; round < 20; round++) {
+		int rc = child_checks();
+		if (rc)
+			_exit(rc);
+	}
+	_exit(0);
+}
+
+static atomic_int outer_status = -2; /* the child's wait status, parent side */
+
+/* Detached, so that in the child nothing but this thread holds its record. */
+static void *fork_outer(void *arg)
+{
+	ss_task *b = ss_spawn(fork_inner, NULL);
+	void *pid = NULL;
+
+	if (ss_join(b, &pid) != 0) {
+		atomic_store(&outer_status, -3);
+		return NULL;
+	}
+	if ((intptr_t)pid == 0) {
+		ss_detach(ss_spawn(checker, NULL));
+		return NULL;
+	}
+	atomic_store(&outer_status,
+	             wait_child((pid_t)(intptr_t)pid, WAIT_MS));
+	return NULL;
+}
+
+START_TEST(fork_inside_inline_join)
+{
+	int64_t end;
+
+	setup();
+	ck_assert_int_eq(ss_join(ss_spawn(triple, NULL), NULL), 0);
+	ck_assert(library_threads_named(SETTLE_MS));
+	ck_assert_int_eq(ss_detach(ss_spawn(fork_outer, NULL)), 0);
+	end = now_ms() + 2 * WAIT_MS;
+	while (atomic_load(&outer_status) == -2 && now_ms() < end)
+		sleep_ms(1);
+	ck_assert_int_ne(atomic_load(&outer_status), -3);
+	check_child(atomic_load(&outer_status));
+}
+END_TEST
+
+/* Forks while group tasks finish: in every child the group must come to
+ * exactly zero pending tasks (a regression: a task half uncounted at the
+ * fork was uncounted again in the child, and ss_group_wait hung). */
+static ss_group *fed;
+static atomic_int stop_feeding;
+
+static int short_member(void *arg)
+{
+	return 0;
+}
+
+static void *feeder(void *arg)
+{
+	while (!atomic_load(&stop_feeding)) {
+		for (int i = 0; i < 64; i++)
+			ss_group_spawn(fed, short_member, NULL);
+		usleep(50);
+	}
+	return NULL;
+}
+
+START_TEST(fork_while_group_tasks_finish)
+{
+	int forks = (int)scaled(500);
+	ss_task *f;
+
+	setup();
+	ck_assert_ptr_nonnull(fed = ss_group_new());
+	ck_assert_ptr_nonnull(f = ss_spawn(feeder, NULL));
+	sleep_ms(50);
+	for (int i = 0; i < forks; i++) {
+		pid_t pid = fork();
+		if (pid == 0)
+			_exit(ss_group_wait(fed) == 0 ? 0 : 3);
+		ck_assert_int_gt(pid, 0);
+		check_child(wait_child(pid, 5000));
+	}
+	atomic_store(&stop_feeding, 1);
+	ck_assert_int_eq(ss_join(f, NULL), 0);
+	ck_assert_int_eq(ss_group_wait(fed), 0);
+	ss_group_free(fed);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("fork");
@@ -153,6 +255,8 @@ int main(void)
 
 	tcase_add_test(tc, fork_with_busy_pool);
 	tcase_add_test(tc, fork_inside_task);
+	tcase_add_test(tc, fork_inside_inline_join);
+	tcase_add_test(tc, fork_while_group_tasks_finish);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

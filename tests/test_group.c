@@ -94,6 +94,24 @@ START_TEST(propagate_cancels_queued)
 }
 END_TEST
 
+/* Tasks skipped by a cancelled group count as cancelled, not completed,
+ * and the counts are complete as soon as ss_group_wait returns. */
+START_TEST(cancelled_members_counted_once)
+{
+	ss_group *g = ss_group_new();
+	struct ss_stats st;
+
+	setenv("SMOLSCALE_THREADS", "1", 1);
+	ck_assert_int_eq(ss_group_spawn(g, spawn_then_fail, g), 0);
+	ck_assert_int_eq(ss_group_wait(g), 7);
+	ck_assert_int_eq(ss_stats(&st), 0);
+	ck_assert_int_eq(st.tasks_spawned, N + 1);
+	ck_assert_int_eq(st.tasks_cancelled, N);
+	ck_assert_int_eq(st.tasks_completed, 1);
+	ss_group_free(g);
+}
+END_TEST
+
 static atomic_int poller_started;
 
 /* Runs until its group is cancelled: returns 0 if it saw that, 1 if not. */
@@ -348,6 +366,7 @@ int main(void)
 	tcase_add_test(tc, wait_for_all);
 	tcase_add_test(tc, ignore_policy);
 	tcase_add_test(tc, propagate_cancels_queued);
+	tcase_add_test(tc, cancelled_members_counted_once);
 	tcase_add_test(tc, running_tasks_see_cancellation);
 	tcase_add_test(tc, custom_policy);
 	tcase_add_test(tc, bad_policies);
