@@ -352,6 +352,9 @@ struct ss_exec {
 	uint64_t tokens_at_ns;
 	uint64_t backoff_until_ns;
 	uint64_t backoff_ns;
+	/* Bumped only in a fork child (single-threaded then); workers read it
+	 * plainly: in a process it never changes while they run, and a
+	 * worker whose copy differs is the forking thread of a child. */
 	uint32_t fork_gen;
 
 	/* Counters without a single writer: relaxed atomics. */

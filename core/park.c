@@ -182,22 +182,29 @@ bool ss__grow(void)
 
 /* ---------------------------------------------------------- parking */
 
-/* Under no lock: leave the idle list if still on it.  False if a waker
- * already took us off (its wake is on the way and counts us searching). */
+/* Under idle_lock: take w off the idle list if it is still on it.  False
+ * if a waker already took it off (its wake is on the way and counts w as
+ * searching). */
+static bool unlist_locked(struct ss_exec *e, struct ss_worker *w)
+{
+	struct ss_worker **pp = &e->idle_list;
+
+	if (!w->on_idle_list)
+		return false;
+	while (*pp != w)
+		pp = &(*pp)->idle_next;
+	*pp = w->idle_next;
+	w->on_idle_list = false;
+	atomic_fetch_sub(&e->nidle, 1);
+	return true;
+}
+
 static bool unlist_self(struct ss_exec *e, struct ss_worker *w)
 {
-	bool was = false;
+	bool was;
 
 	pthread_mutex_lock(&e->idle_lock);
-	if (w->on_idle_list) {
-		struct ss_worker **pp = &e->idle_list;
-		while (*pp != w)
-			pp = &(*pp)->idle_next;
-		*pp = w->idle_next;
-		w->on_idle_list = false;
-		atomic_fetch_sub(&e->nidle, 1);
-		was = true;
-	}
+	was = unlist_locked(e, w);
 	pthread_mutex_unlock(&e->idle_lock);
 	return was;
 }
@@ -211,13 +218,7 @@ static bool retire_idle(struct ss_exec *e, struct ss_worker *w)
 	pthread_mutex_lock(&e->lock);
 	if (atomic_load(&e->nthreads) > 1) {
 		pthread_mutex_lock(&e->idle_lock);
-		if (w->on_idle_list) {
-			struct ss_worker **pp = &e->idle_list;
-			while (*pp != w)
-				pp = &(*pp)->idle_next;
-			*pp = w->idle_next;
-			w->on_idle_list = false;
-			atomic_fetch_sub(&e->nidle, 1);
+		if (unlist_locked(e, w)) {
 			atomic_fetch_sub(&e->nthreads, 1);
 			/* Before the slot can be reused: the cache goes
 			 * with it. */

@@ -366,6 +366,17 @@ struct ss_task *ss__task_new_internal(void *(*fn)(void *), void *arg)
 
 /* ---------------------------------------------------------- join etc. */
 
+/* What a state word says to an operation through a handle of generation
+ * gen: ESRCH stale, EINVAL detached or being joined, else 0. */
+static int handle_check(uint64_t s, uint32_t gen)
+{
+	if (SS_GEN(s) != gen || (SS_FLAGS(s) & (SS_FREE | SS_JOINED)))
+		return ESRCH;
+	if (!(SS_FLAGS(s) & SS_HANDLE) || (SS_FLAGS(s) & SS_JOINING))
+		return EINVAL;
+	return 0;
+}
+
 static void wait_done(struct ss_task *t, struct ss_worker *w)
 {
 	uint64_t deadline = ss__now_ns() + (w ? JOIN_SPIN_WORKER_NS : JOIN_SPIN_NS);
@@ -404,10 +415,8 @@ int ss_join(ss_task *h, void **result)
 		return err;
 	s = atomic_load_explicit(&t->state, memory_order_acquire);
 	for (;;) {
-		if (SS_GEN(s) != gen || (SS_FLAGS(s) & (SS_FREE | SS_JOINED)))
-			return ESRCH;
-		if (!(SS_FLAGS(s) & SS_HANDLE) || (SS_FLAGS(s) & SS_JOINING))
-			return EINVAL;
+		if ((err = handle_check(s, gen)))
+			return err;
 		if (t == tls_task)
 			return EDEADLK;
 		if (w && SS_PH(s) == SS_PH_SCHEDULED) {
@@ -456,10 +465,8 @@ int ss_detach(ss_task *h)
 		return err;
 	s = atomic_load_explicit(&t->state, memory_order_acquire);
 	do {
-		if (SS_GEN(s) != gen || (SS_FLAGS(s) & (SS_FREE | SS_JOINED)))
-			return ESRCH;
-		if (!(SS_FLAGS(s) & SS_HANDLE) || (SS_FLAGS(s) & SS_JOINING))
-			return EINVAL;
+		if ((err = handle_check(s, gen)))
+			return err;
 	} while (!atomic_compare_exchange_weak_explicit(
 		&t->state, &s, after_drop(s, SS_HANDLE, &last),
 		memory_order_acq_rel, memory_order_acquire));
@@ -479,10 +486,9 @@ int ss_cancel(ss_task *h)
 		return err;
 	s = atomic_load_explicit(&t->state, memory_order_acquire);
 	do {
-		if (SS_GEN(s) != gen || (SS_FLAGS(s) & (SS_FREE | SS_JOINED)))
-			return ESRCH;
-		if (!(SS_FLAGS(s) & SS_HANDLE))
-			return EINVAL;
+		/* A canceller may race a joiner: JOINING is no error here. */
+		if ((err = handle_check(s & ~(uint64_t)SS_JOINING, gen)))
+			return err;
 		if (SS_PH(s) == SS_PH_CANCELLED)
 			return 0;
 		if (SS_PH(s) != SS_PH_SCHEDULED)
