@@ -37,16 +37,11 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void fork_prepare(void)
 {
 	struct ss_exec *e = &ss__exec;
-	uint32_t nslots;
 
-	/* Let no group task be half uncounted in the child (group.c). */
-	atomic_store(&e->forking, 1);
-	nslots = atomic_load_explicit(&e->nslots, memory_order_acquire);
-	for (uint32_t i = 0; i < nslots; i++) {
-		struct ss_worker *w = e->workers[i];
-		while (w && atomic_load(&w->in_group_finish))
-			ss__cpu_relax();
-	}
+	/* Let no group task be half counted in the child (group.c). */
+	atomic_fetch_add(&e->forking, 1);
+	while (atomic_load(&e->group_busy))
+		ss__cpu_relax();
 	pthread_mutex_lock(&e->lock);
 	pthread_mutex_lock(&e->idle_lock);
 	pthread_mutex_lock(&e->q_lock);
@@ -61,7 +56,7 @@ static void fork_parent(void)
 	pthread_mutex_unlock(&e->q_lock);
 	pthread_mutex_unlock(&e->idle_lock);
 	pthread_mutex_unlock(&e->lock);
-	atomic_store(&e->forking, 0);
+	atomic_fetch_sub(&e->forking, 1);
 }
 
 static void fork_child(void)
@@ -82,8 +77,6 @@ static void fork_child(void)
 		atomic_store_explicit(&w->next, NULL, memory_order_relaxed);
 		atomic_store_explicit(&w->blocked, 0, memory_order_relaxed);
 		atomic_store_explicit(&w->park_word, 0, memory_order_relaxed);
-		atomic_store_explicit(&w->in_group_finish, 0,
-		                      memory_order_relaxed);
 		/* A worker that was inside a task left an odd heartbeat; the
 		 * slot's next owner must start even, and the supervisors'
 		 * private views of the slot start afresh. */
@@ -112,6 +105,7 @@ static void fork_child(void)
 	atomic_store(&e->monitor.sleeping, 0);
 	atomic_store(&e->started, 0);
 	atomic_store(&e->forking, 0);
+	atomic_store(&e->group_busy, 0);
 	e->tokens_at_ns = 0;
 	e->backoff_ns = 0;
 	e->backoff_until_ns = 0;

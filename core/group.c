@@ -8,6 +8,10 @@
  * starts and skips its function, which is what "tasks not yet started are
  * cancelled" means to the user.
  *
+ * Fork: a task counts in its group exactly while its record names the
+ * group.  Both change inside a group critical section, which fork_prepare
+ * waits out, so a fork child can uncount the tasks it will never run.
+ *
  * Skipped tasks count as cancelled, run ones as completed (task.c calls
  * ss__group_task_done before it completes the record).
  *
@@ -148,6 +152,25 @@ static void uncount(struct ss_task *t)
 		finish_one(g);
 }
 
+void ss__group_crit_enter(void)
+{
+	struct ss_exec *e = &ss__exec;
+
+	for (;;) {
+		atomic_fetch_add(&e->group_busy, 1);
+		if (!atomic_load(&e->forking))
+			return;
+		atomic_fetch_sub(&e->group_busy, 1);
+		while (atomic_load(&e->forking))
+			sched_yield();
+	}
+}
+
+void ss__group_crit_leave(void)
+{
+	atomic_fetch_sub_explicit(&ss__exec.group_busy, 1, memory_order_release);
+}
+
 void ss__group_task_done(struct ss_worker *w, struct ss_task *t, void *r)
 {
 	struct ss_exec *e = &ss__exec;
@@ -157,21 +180,9 @@ void ss__group_task_done(struct ss_worker *w, struct ss_task *t, void *r)
 	else
 		atomic_fetch_add_explicit(&w->n_completed, 1,
 		                          memory_order_relaxed);
-	/* The exchange and the two counters must look atomic to a fork
-	 * child: announce the critical section (seq_cst), and step back
-	 * while a fork is under way.  fork_prepare sets `forking` and then
-	 * waits for every in_group_finish to be 0: one side sees the other. */
-	for (;;) {
-		atomic_store(&w->in_group_finish, 1);
-		if (!atomic_load(&e->forking))
-			break;
-		atomic_store_explicit(&w->in_group_finish, 0,
-		                      memory_order_release);
-		while (atomic_load(&e->forking))
-			sched_yield();
-	}
+	ss__group_crit_enter();
 	uncount(t);
-	atomic_store_explicit(&w->in_group_finish, 0, memory_order_release);
+	ss__group_crit_leave();
 }
 
 void ss__group_task_dropped(struct ss_task *t)
@@ -205,11 +216,13 @@ int ss_group_spawn_policy(ss_group *g, int (*fn)(void *), void *arg,
 		t->gcb = cb;
 		t->gctx = ctx;
 	}
-	/* Count first, then name the group in the record: a fork in
-	 * between must not uncount a task that was never counted. */
+	/* The counts and the record's group pointer change together, as far
+	 * as a fork child can tell. */
+	ss__group_crit_enter();
 	atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
 	atomic_fetch_add(&g->pending, 1);
 	atomic_store_explicit(&t->group, g, memory_order_relaxed);
+	ss__group_crit_leave();
 	ss__task_submit(t);
 	return 0;
 }

@@ -143,6 +143,9 @@ SS_HIDDEN struct ss_task *ss__task_new_internal(void *(*fn)(void *),
                                                 void *arg);
 /* A group task that will never run (fork child): finish it for its group. */
 SS_HIDDEN void ss__group_task_dropped(struct ss_task *t);
+/* Wait out forks in progress (fork_prepare), then enter / leave. */
+SS_HIDDEN void ss__group_crit_enter(void);
+SS_HIDDEN void ss__group_crit_leave(void);
 /* A group task ran (r is what ss__group_run returned): count it and
  * finish it for its group, on worker w. */
 SS_HIDDEN void ss__group_task_done(struct ss_worker *w, struct ss_task *t,
@@ -229,10 +232,6 @@ struct ss_worker {
 	/* Idle list link and membership: under exec.idle_lock. */
 	struct ss_worker *idle_next;
 	bool on_idle_list;
-
-	/* 1 while finishing a group task: fork_prepare waits for 0 so that a
-	 * fork child never sees a group task half uncounted (group.c). */
-	_Atomic uint32_t in_group_finish;
 
 	/* Owner-only. */
 	bool start_searching;   /* set by the creator before the thread runs */
@@ -345,8 +344,12 @@ struct ss_exec {
 
 	/* Under lock: token bucket for threads beyond the target, and the
 	 * back-off after thread creation failed. */
-	/* 1 from fork_prepare until the fork is over (group.c). */
+	/* Forks between their prepare and parent handlers, and threads inside
+	 * a group critical section (group.c ss__group_crit_enter): each side
+	 * raises its own count, then reads the other's (seq_cst), so no fork
+	 * child sees a group task half counted or half uncounted. */
 	_Atomic uint32_t forking;
+	_Atomic uint32_t group_busy;
 
 	double tokens;
 	uint64_t tokens_at_ns;
