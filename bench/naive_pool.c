@@ -7,7 +7,8 @@
  * the pool is not stopping; np_submit() signals one sleeper per task.  A
  * task's done flag is written under the task's own lock, and np_wait()
  * frees the task only after it saw done set under that lock, so the worker
- * has finished touching it.
+ * has finished touching it.  A detached task is never seen by anyone but
+ * the worker that runs it, which frees it.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -21,9 +22,9 @@
 
 struct np_task {
 	struct np_task *next;   /* queue link, under the pool's lock */
-	void *(*fn)(void *);
+	void (*fn)(void *);
 	void *arg;
-	void *result;
+	int detached;           /* set before queueing, then read-only */
 	int done;               /* under lock */
 	pthread_mutex_t lock;
 	pthread_cond_t finished;
@@ -65,10 +66,13 @@ static struct np_task *take(struct np_pool *p)
 	return t;
 }
 
-static void finish(struct np_task *t, void *result)
+static void finish(struct np_task *t)
 {
+	if (t->detached) {
+		free(t);
+		return;
+	}
 	pthread_mutex_lock(&t->lock);
-	t->result = result;
 	t->done = 1;
 	pthread_cond_signal(&t->finished);
 	pthread_mutex_unlock(&t->lock);
@@ -79,8 +83,10 @@ static void *worker(void *arg)
 	struct np_pool *p = arg;
 	struct np_task *t;
 
-	while ((t = take(p)))
-		finish(t, t->fn(t->arg));
+	while ((t = take(p))) {
+		t->fn(t->arg);
+		finish(t);
+	}
 	return NULL;
 }
 
@@ -128,7 +134,9 @@ int np_pool_threads(const struct np_pool *p)
 	return p->nthreads;
 }
 
-struct np_task *np_submit(struct np_pool *p, void *(*fn)(void *), void *arg)
+/* Append a new task to p's queue; detached ones get no lock or condvar. */
+static struct np_task *queue(struct np_pool *p, void (*fn)(void *), void *arg,
+                             int detached)
 {
 	struct np_task *t = malloc(sizeof *t);
 
@@ -137,10 +145,12 @@ struct np_task *np_submit(struct np_pool *p, void *(*fn)(void *), void *arg)
 	t->next = NULL;
 	t->fn = fn;
 	t->arg = arg;
-	t->result = NULL;
+	t->detached = detached;
 	t->done = 0;
-	pthread_mutex_init(&t->lock, NULL);
-	pthread_cond_init(&t->finished, NULL);
+	if (!detached) {
+		pthread_mutex_init(&t->lock, NULL);
+		pthread_cond_init(&t->finished, NULL);
+	}
 
 	pthread_mutex_lock(&p->lock);
 	if (p->tail)
@@ -153,19 +163,25 @@ struct np_task *np_submit(struct np_pool *p, void *(*fn)(void *), void *arg)
 	return t;
 }
 
-void *np_wait(struct np_task *t)
+struct np_task *np_submit(struct np_pool *p, void (*fn)(void *), void *arg)
 {
-	void *result;
+	return queue(p, fn, arg, 0);
+}
 
+int np_detach(struct np_pool *p, void (*fn)(void *), void *arg)
+{
+	return queue(p, fn, arg, 1) ? 0 : -1;
+}
+
+void np_wait(struct np_task *t)
+{
 	pthread_mutex_lock(&t->lock);
 	while (!t->done)
 		pthread_cond_wait(&t->finished, &t->lock);
-	result = t->result;
 	pthread_mutex_unlock(&t->lock);
 	pthread_cond_destroy(&t->finished);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
-	return result;
 }
 
 void np_pool_free(struct np_pool *p)

@@ -238,6 +238,7 @@ struct ss_worker {
 	struct ss_task *cache;  /* free task records, linked by ->link */
 	unsigned ncache;
 	unsigned blocking_depth;
+	unsigned help_depth;    /* nested help-first waits (task.c) */
 	uint32_t rng;
 	uint32_t fork_gen;
 

@@ -27,6 +27,7 @@ _Static_assert(sizeof(void *) == 8, "handles need 64-bit pointers");
 #define CACHE_REFILL 32u
 #define JOIN_SPIN_NS 2000u
 #define JOIN_SPIN_WORKER_NS 10000u
+#define HELP_DEPTH_MAX 8u
 
 /* chunks[i] is published (release) before nrecords covers it (release);
  * readers load nrecords with acquire, then the chunk pointer. */
@@ -377,10 +378,31 @@ static int handle_check(uint64_t s, uint32_t gen)
 	return 0;
 }
 
+/* Inside a task on worker w, waiting for t that runs elsewhere: run the
+ * tasks of w's own ring meanwhile (fork-join's usual help-first wait, as
+ * in oneTBB and Cilk), so that the queue is worked on here instead of
+ * being handed off and a thread added.  Nesting is capped: each level
+ * keeps a waiting frame on this stack. */
+static void help_while_waiting(struct ss_task *t, struct ss_worker *w)
+{
+	struct ss_task *o;
+
+	if (w->help_depth >= HELP_DEPTH_MAX)
+		return;
+	w->help_depth++;
+	while (atomic_load_explicit(&t->done_word, memory_order_acquire) != 1 &&
+	       (o = ss__ring_pop(&w->ring)))
+		ss__task_run(w, o);
+	w->help_depth--;
+}
+
 static void wait_done(struct ss_task *t, struct ss_worker *w)
 {
 	uint64_t deadline = ss__now_ns() + (w ? JOIN_SPIN_WORKER_NS : JOIN_SPIN_NS);
 	uint32_t zero = 0;
+
+	if (w)
+		help_while_waiting(t, w);
 
 	for (unsigned i = 1; atomic_load_explicit(&t->done_word,
 	                                          memory_order_acquire) != 1;
