@@ -3,16 +3,18 @@
  * compensation, and the safety net for queued work.
  *
  * Each worker publishes a heartbeat (w->tick, odd while inside a task).  A
- * worker whose tick has not moved for SMOLSCALE_STALL_MS while other work
- * waits (its own queue, or the global queue with nobody free to take it)
- * is stalled: its next slot and ring go to the global queue, where idle
- * workers take them; the stuck worker finishes its task alone.  Whether
- * it is also *blocked* is read from its thread CPU clock: under half a
- * CPU over the last window means off the CPU.  Only then is it counted as
- * blocked, which lowers the active count and lets the pool start a
- * compensating thread (rate-limited, capped: park.c ss__grow).  A long
- * computation only loses its queue: adding threads beyond the CPU target
- * would slow it down (tokio's objection to blocking detection).
+ * worker whose tick has not moved while other work waits (its own queue,
+ * or the global queue with nobody free to take it) is stalled: its next
+ * slot and ring go to the global queue, where idle workers take them; the
+ * stuck worker finishes its task alone.  Whether it is *blocked* is read
+ * from its thread CPU clock: under half a CPU over the last pass means off
+ * the CPU.  A blocked worker is stalled after SMOLSCALE_STALL_MS / 2 (it
+ * is doing nothing with its queue; Go hands off a P in a system call even
+ * sooner), is counted as blocked, which lowers the active count and lets
+ * the pool start a compensating thread (rate-limited, capped: park.c
+ * ss__grow).  A computing worker is stalled after SMOLSCALE_STALL_MS and
+ * only loses its queue: adding threads beyond the CPU target would slow
+ * it down (tokio's objection to blocking detection).
  *
  * Marking blocked races with the worker finishing its task.  Both sides
  * use seq_cst:  worker: tick = even; exchange(blocked, 0)
@@ -21,8 +23,9 @@
  * otherwise the monitor's re-read sees the new tick and withdraws its own
  * bit only (a blocking hint's bit, set since, stays).
  *
- * Period: STALL_MS / 2 (1..50 ms) while any worker is busy; no timer while
- * every worker is parked.
+ * Period: STALL_MS / 4 (1..50 ms) while any worker is busy, so a task is
+ * seen stalled within a quarter of its threshold; no timer while every
+ * worker is parked.
  */
 #include <errno.h>
 
@@ -71,8 +74,8 @@ static void monitor_pass(struct ss_exec *e, uint64_t stall_ns)
 
 	for (uint32_t i = 0; i < nslots; i++) {
 		struct ss_worker *w = e->workers[i];
-		uint64_t tick;
-		bool waits;
+		uint64_t tick, age;
+		bool waits, off;
 
 		if (!w || atomic_load_explicit(&w->slot_state,
 		                               memory_order_relaxed) != SS_SLOT_LIVE)
@@ -84,17 +87,17 @@ static void monitor_pass(struct ss_exec *e, uint64_t stall_ns)
 			w->mon_cpu_at_ns = 0;
 			continue;
 		}
-		if (now - w->mon_since_ns < stall_ns) {
-			if (!w->mon_cpu_at_ns)
-				off_cpu(w, now); /* open the CPU window */
+		/* Same task since the last pass.  Keep a CPU window open on
+		 * it: each pass closes one and opens the next. */
+		off = off_cpu(w, now);
+		age = now - w->mon_since_ns;
+		if (age < stall_ns / 2 || (!off && age < stall_ns))
 			continue;
-		}
 		waits = starving || ss__ring_len(&w->ring) ||
 		        atomic_load_explicit(&w->next, memory_order_relaxed);
 		if (!waits)
 			continue;
-		if (off_cpu(w, now) &&
-		    !atomic_load_explicit(&w->blocked, memory_order_relaxed))
+		if (off && !atomic_load_explicit(&w->blocked, memory_order_relaxed))
 			mark_blocked_if_same(w, tick);
 		if (ss__worker_handoff(w)) {
 			atomic_fetch_add_explicit(&e->preemptions, 1,
@@ -115,7 +118,7 @@ void *ss__monitor_main(void *arg)
 	struct ss_exec *e = &ss__exec;
 	const struct ss_config *c = ss__config();
 	uint64_t stall_ns = (uint64_t)c->stall_ms * 1000000u;
-	uint64_t period = stall_ns / 2;
+	uint64_t period = stall_ns / 4;
 
 	(void)arg;
 	if (period < 1000000u)
