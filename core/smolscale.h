@@ -8,7 +8,8 @@
  * long queues to idle workers, and a hidden monitor thread ("ss-monitor")
  * hands the queue of a worker stuck in one task to another worker, adding a
  * thread when the stuck one is blocked off the CPU.  That compensation is
- * best-effort with a detection delay of about SMOLSCALE_STALL_MS (10 ms);
+ * best-effort with a detection delay of SMOLSCALE_STALL_MS (10 ms), half
+ * of it for a worker blocked off the CPU;
  * call ss_blocking_begin()/ss_blocking_end() around a known blocking call to
  * hand off at once.
  *
