@@ -9,7 +9,7 @@
  * the same task since the last pass.
  *
  * Period: 1 ms after a pass that moved work, doubling to 10 ms while
- * nothing moves; no timer at all while every worker is parked.
+ * nothing moves; no timer at all once the pool has settled idle (park.c).
  */
 #include "internal.h"
 
@@ -62,8 +62,9 @@ void *ss__balancer_main(void *arg)
 	(void)arg;
 	ss__thread_set_name("ss-balancer");
 	for (;;) {
-		if (ss__pool_idle()) {
+		if (ss__sleeper_settled(&e->balancer)) {
 			ss__sleeper_sleep_if_idle(&e->balancer);
+			e->balancer.idle_since_ns = 0;
 			period = BAL_MIN_NS;
 			continue;
 		}

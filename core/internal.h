@@ -285,11 +285,18 @@ SS_HIDDEN void ss__block_unmark(struct ss_worker *w, uint32_t bit);
 struct ss_sleeper {
 	_Atomic uint32_t sleeping; /* 1 while in (or entering) a deep sleep */
 	_Atomic uint32_t word;     /* futex: bumped by each wake */
+	uint64_t idle_since_ns;    /* the sleeper's own: idle at every look since */
 };
 
 SS_HIDDEN void ss__sleeper_wake(struct ss_sleeper *s);
 /* Sleep without timer unless the pool is busy; returns at once if busy. */
 SS_HIDDEN void ss__sleeper_sleep_if_idle(struct ss_sleeper *s);
+/* Has the pool been idle at every look for SS_SETTLE_NS?  Only then does
+ * a supervisor sleep without a timer: under partial load the pool goes
+ * idle between messages, and waking both supervisors for each message
+ * would cost more than their naps. */
+#define SS_SETTLE_NS 50000000u
+SS_HIDDEN bool ss__sleeper_settled(struct ss_sleeper *s);
 /* Sleep up to ns, or until woken. */
 SS_HIDDEN void ss__sleeper_nap(struct ss_sleeper *s, uint64_t ns);
 SS_HIDDEN void ss__wake_supervisors(void);

@@ -23,9 +23,10 @@
  * otherwise the monitor's re-read sees the new tick and withdraws its own
  * bit only (a blocking hint's bit, set since, stays).
  *
- * Period: STALL_MS / 4 (1..50 ms) while any worker is busy, so a task is
- * seen stalled within a quarter of its threshold; no timer while every
- * worker is parked.
+ * Period: STALL_MS / 4 (1..50 ms) while a worker is inside a task, so a
+ * task is seen stalled within a quarter of its threshold; doubling up to
+ * STALL_MS while none is; no timer once the pool has settled idle
+ * (park.c).
  */
 #include <errno.h>
 
@@ -65,12 +66,14 @@ static void mark_blocked_if_same(struct ss_worker *w, uint64_t tick)
 		ss__block_unmark(w, SS_BLOCKED_MON);
 }
 
-static void monitor_pass(struct ss_exec *e, uint64_t stall_ns)
+/* One look at every worker; returns whether any was inside a task. */
+static bool monitor_pass(struct ss_exec *e, uint64_t stall_ns)
 {
 	uint32_t nslots = atomic_load_explicit(&e->nslots, memory_order_acquire);
 	uint64_t now = ss__now_ns();
 	bool starving = ss__gq_len() > 0 && atomic_load(&e->nidle) == 0 &&
 	                atomic_load(&e->nsearching) == 0;
+	bool busy = false;
 
 	for (uint32_t i = 0; i < nslots; i++) {
 		struct ss_worker *w = e->workers[i];
@@ -81,6 +84,7 @@ static void monitor_pass(struct ss_exec *e, uint64_t stall_ns)
 		                               memory_order_relaxed) != SS_SLOT_LIVE)
 			continue;
 		tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
+		busy |= tick & 1;
 		if (!(tick & 1) || tick != w->mon_tick) {
 			w->mon_tick = tick;
 			w->mon_since_ns = now;
@@ -111,6 +115,7 @@ static void monitor_pass(struct ss_exec *e, uint64_t stall_ns)
 	 * thread creation, once its back-off has passed). */
 	if (ss__gq_len() > 0 && atomic_load(&e->nsearching) == 0)
 		ss__notify();
+	return busy;
 }
 
 void *ss__monitor_main(void *arg)
@@ -118,20 +123,30 @@ void *ss__monitor_main(void *arg)
 	struct ss_exec *e = &ss__exec;
 	const struct ss_config *c = ss__config();
 	uint64_t stall_ns = (uint64_t)c->stall_ms * 1000000u;
-	uint64_t period = stall_ns / 4;
+	uint64_t base = stall_ns / 4, period;
 
 	(void)arg;
-	if (period < 1000000u)
-		period = 1000000u;
-	if (period > 50000000u)
-		period = 50000000u;
+	if (base < 1000000u)
+		base = 1000000u;
+	if (base > 50000000u)
+		base = 50000000u;
+	period = base;
 	ss__thread_set_name("ss-monitor");
 	for (;;) {
-		if (ss__pool_idle()) {
+		if (ss__sleeper_settled(&e->monitor)) {
 			ss__sleeper_sleep_if_idle(&e->monitor);
+			e->monitor.idle_since_ns = 0;
+			period = base;
 			continue;
 		}
-		monitor_pass(e, stall_ns);
+		/* A look that finds no worker inside a task doubles the next
+		 * nap, up to the stall threshold: under partial load workers
+		 * are mostly parked, and a task that starts blocking is still
+		 * seen within about 1.5 thresholds. */
+		if (monitor_pass(e, stall_ns))
+			period = base;
+		else if ((period *= 2) > stall_ns)
+			period = stall_ns > base ? stall_ns : base;
 		ss__sleeper_nap(&e->monitor, period);
 	}
 	return NULL;

@@ -14,8 +14,9 @@
  * (nsearching++ before nidle--), so one spawn burst wakes one worker; the
  * last searcher that finds work wakes the next (worker.c), as in tokio.
  *
- * The balancer and the monitor sleep without a timer while every worker is
- * parked and the global queue is empty (ss__pool_idle).  Each change that
+ * The balancer and the monitor sleep without a timer once every worker has
+ * been parked, and the global queue empty, at each of their looks for
+ * SS_SETTLE_NS (ss__sleeper_settled).  Each change that
  * ends such idleness (a worker leaves the idle list, a worker starts) is
  * followed by ss__wake_supervisors(); a sleeper sets `sleeping` (seq_cst)
  * before it tests ss__pool_idle(), the same Dekker shape as above.
@@ -70,6 +71,20 @@ void ss__wake_supervisors(void)
 {
 	ss__sleeper_wake(&ss__exec.monitor);
 	ss__sleeper_wake(&ss__exec.balancer);
+}
+
+bool ss__sleeper_settled(struct ss_sleeper *s)
+{
+	uint64_t now;
+
+	if (!ss__pool_idle()) {
+		s->idle_since_ns = 0;
+		return false;
+	}
+	now = ss__now_ns();
+	if (!s->idle_since_ns)
+		s->idle_since_ns = now;
+	return now - s->idle_since_ns >= SS_SETTLE_NS;
 }
 
 void ss__sleeper_sleep_if_idle(struct ss_sleeper *s)

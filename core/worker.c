@@ -18,7 +18,7 @@
 
 /* How long a worker without work looks before it parks.  Short: the
  * thesis is that idle workers sleep instead of polling. */
-#define SS_SPIN_NS 20000u
+#define SS_SPIN_NS 5000u
 #define SS_GLOBAL_EVERY 61u
 #define SS_STEAL_MAX (SS_RING_CAP / 2)
 
