@@ -265,6 +265,8 @@ SS_HIDDEN void ss__notify(void);
 /* Wake an idle worker or start one, for the monitor (may exceed the active
  * target only by compensating blocked workers; rate-limited). */
 SS_HIDDEN bool ss__grow(void);
+/* Under exec.lock: a thread above the active target exits. */
+SS_HIDDEN void ss__refund_token_locked(void);
 /* Park w (counted as searching) until woken; true if it timed out idle
  * and left the pool.  futile: how many searches in a row saw queued work
  * they could not take. */

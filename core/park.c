@@ -151,11 +151,28 @@ void ss__notify(void)
 }
 
 /* Under e->lock: may one more thread start beyond the active target?  A
- * token bucket: a burst of max(4, CPUs), then 10 threads a second. */
-static bool take_token_locked(struct ss_exec *e, uint64_t now)
+ * token bucket: a burst of max(4, CPUs), then 10 threads a second; a
+ * thread above the target that exits gives its token back, so the bucket
+ * bounds how fast extra threads pile up, not how often a program may
+ * block. */
+static double burst_tokens(void)
 {
 	const struct ss_config *c = ss__config();
-	double burst = c->cpus > 4 ? c->cpus : 4;
+
+	return c->cpus > 4 ? c->cpus : 4;
+}
+
+void ss__refund_token_locked(void)
+{
+	struct ss_exec *e = &ss__exec;
+
+	if (e->tokens_at_ns && (e->tokens += 1.0) > burst_tokens())
+		e->tokens = burst_tokens();
+}
+
+static bool take_token_locked(struct ss_exec *e, uint64_t now)
+{
+	double burst = burst_tokens();
 
 	if (e->tokens_at_ns == 0)
 		e->tokens = burst;
@@ -234,7 +251,9 @@ static bool retire_idle(struct ss_exec *e, struct ss_worker *w)
 	if (atomic_load(&e->nthreads) > 1) {
 		pthread_mutex_lock(&e->idle_lock);
 		if (unlist_locked(e, w)) {
-			atomic_fetch_sub(&e->nthreads, 1);
+			if (atomic_fetch_sub(&e->nthreads, 1) >
+			    (int32_t)ss__config()->threads)
+				ss__refund_token_locked();
 			/* Before the slot can be reused: the cache goes
 			 * with it. */
 			ss__task_cache_release(w);

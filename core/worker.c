@@ -127,6 +127,7 @@ static bool retire_if_above_target(struct ss_exec *e, struct ss_worker *w)
 	n = atomic_load(&e->nthreads);
 	if (n > 1 && n - nonneg(atomic_load(&e->nblocked)) > (int32_t)c->threads) {
 		atomic_fetch_sub(&e->nthreads, 1);
+		ss__refund_token_locked();
 		/* Before the slot can be reused: what the last task queued
 		 * here and the record cache go with it. */
 		moved = ss__worker_handoff(w);
