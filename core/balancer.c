@@ -23,8 +23,19 @@ static unsigned balance_pass(struct ss_exec *e)
 	struct ss_task *buf[BAL_BATCH];
 	unsigned moved = 0;
 
-	if (atomic_load(&e->nidle) + atomic_load(&e->nsearching) == 0)
+	if (atomic_load(&e->nidle) + atomic_load(&e->nsearching) == 0) {
+		/* Nobody to give work to: if a ring is long while the pool
+		 * is below its target (it grows on demand, and work spawned
+		 * inside tasks stays local), start a worker for it. */
+		for (uint32_t i = 0; i < nslots; i++) {
+			struct ss_worker *w = e->workers[i];
+			if (w && ss__ring_len(&w->ring) >= 2) {
+				ss__grow();
+				break;
+			}
+		}
 		return 0;
+	}
 	for (uint32_t i = 0; i < nslots; i++) {
 		struct ss_worker *w = e->workers[i];
 		uint64_t tick;

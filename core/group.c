@@ -32,7 +32,7 @@
 
 struct ss_group {
 	_Atomic uint32_t pending;   /* futex word: unfinished tasks */
-	_Atomic uint32_t nwaiters;  /* threads inside ss_group_wait */
+	_Atomic uint32_t nwaiters;  /* threads sleeping in ss_group_wait */
 	_Atomic uint32_t refs;
 	_Atomic int cancelled;      /* release: first_error is set before */
 	_Atomic int first_error;
@@ -232,6 +232,11 @@ int ss_group_spawn(ss_group *g, int (*fn)(void *), void *arg)
 	return ss_group_spawn_policy(g, fn, arg, SS_GROUP_INHERIT, NULL, NULL);
 }
 
+static bool group_done(void *g)
+{
+	return atomic_load(&((ss_group *)g)->pending) == 0;
+}
+
 int ss_group_wait(ss_group *g)
 {
 	struct ss_worker *w = ss__self();
@@ -243,19 +248,25 @@ int ss_group_wait(ss_group *g)
 		return EINVAL;
 	if (cur && atomic_load_explicit(&cur->group, memory_order_relaxed) == g)
 		return EDEADLK;
-	atomic_fetch_add(&g->nwaiters, 1);
+	/* Inside a task, the group's unstarted tasks are likely in this
+	 * worker's own ring: run them here, as ss_join runs an unstarted
+	 * task; then help with other queued work (task.c). */
+	if (w) {
+		while (!group_done(g) && ss__run_group_task_here(w, g))
+			;
+		ss__help_until(w, group_done, g);
+	}
 	deadline = ss__now_ns() + GROUP_SPIN_NS;
 	while (atomic_load(&g->pending) && ss__now_ns() < deadline)
 		ss__cpu_relax();
 	if (atomic_load(&g->pending)) {
-		if (w)
-			ss_blocking_begin();
+		/* Only a sleeper counts as a waiter, so finishing tasks make
+		 * no system call while nobody sleeps. */
+		atomic_fetch_add(&g->nwaiters, 1);
 		while ((p = atomic_load(&g->pending)) != 0)
 			ss__futex_wait(&g->pending, p, 0);
-		if (w)
-			ss_blocking_end();
+		atomic_fetch_sub(&g->nwaiters, 1);
 	}
-	atomic_fetch_sub(&g->nwaiters, 1);
 	return atomic_load_explicit(&g->first_error, memory_order_relaxed);
 }
 

@@ -137,6 +137,15 @@ SS_HIDDEN void ss__task_run(struct ss_worker *w, struct ss_task *t);
  * parent is finished as CANCELLED, and the free lists are rebuilt. */
 SS_HIDDEN void ss__tasks_after_fork(struct ss_task *keep);
 SS_HIDDEN struct ss_task *ss__current_task(void);
+/* On worker w: claim and run one unstarted task of g from w's own ring,
+ * newest first; false if there is none. */
+/* On worker w, inside a task: run other queued tasks until done(ctx), or
+ * none is left (a help-first wait; task.c). */
+SS_HIDDEN void ss__help_until(struct ss_worker *w, bool (*done)(void *),
+                              void *ctx);
+SS_HIDDEN bool ss__run_group_task_here(struct ss_worker *w,
+                                       struct ss_group *g);
+
 SS_HIDDEN void *ss__group_run(void *task);
 /* A record with no user handle (group tasks), in state SCHEDULED. */
 SS_HIDDEN struct ss_task *ss__task_new_internal(void *(*fn)(void *),

@@ -254,6 +254,22 @@ static void *call(struct ss_task *t)
 	return r;
 }
 
+/* Run t, claimed (SCHEDULED -> RUNNING) by this worker, then complete it
+ * dropping `drop`. */
+static void run_claimed(struct ss_worker *w, struct ss_task *t, uint32_t drop)
+{
+	void *r = call(t);
+
+	/* Count before completing: a joiner woken by complete() may read
+	 * ss_stats() at once. */
+	if (unlikely(t->fn == ss__group_run))
+		ss__group_task_done(w, t, r);
+	else
+		atomic_fetch_add_explicit(&w->n_completed, 1,
+		                          memory_order_relaxed);
+	complete(t, r, drop, true);
+}
+
 void ss__task_run(struct ss_worker *w, struct ss_task *t)
 {
 	uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
@@ -270,18 +286,59 @@ void ss__task_run(struct ss_worker *w, struct ss_task *t)
 			    memory_order_acquire))
 			break;
 	}
-	void *r = call(t);
-	/* Count before completing: a joiner woken by complete() may read
-	 * ss_stats() at once. */
-	if (unlikely(t->fn == ss__group_run))
-		ss__group_task_done(w, t, r);
-	else
-		atomic_fetch_add_explicit(&w->n_completed, 1,
-		                          memory_order_relaxed);
-	complete(t, r, SS_SCHED, true);
+	run_claimed(w, t, SS_SCHED);
+}
+
+bool ss__run_group_task_here(struct ss_worker *w, struct ss_group *g)
+{
+	uint64_t head = atomic_load_explicit(&w->ring.head, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&w->ring.tail, memory_order_relaxed);
+
+	/* Newest first: in fork-join code those are the waiter's children.
+	 * A slot may be claimed by another consumer meanwhile; its record
+	 * is type-stable, and the CAS on the whole state word (generation
+	 * included) makes a stale look harmless. */
+	while (tail-- > head) {
+		struct ss_task *t = atomic_load_explicit(
+			&w->ring.slot[tail & SS_RING_MASK], memory_order_relaxed);
+		uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+
+		if (SS_PH(s) != SS_PH_SCHEDULED || (SS_FLAGS(s) & SS_FREE) ||
+		    atomic_load_explicit(&t->group, memory_order_relaxed) != g)
+			continue;
+		if (!atomic_compare_exchange_strong_explicit(
+			    &t->state, &s, s | SS_PH_RUNNING, memory_order_acquire,
+			    memory_order_relaxed))
+			continue;
+		/* The ring keeps its reference: the pop drops it later. */
+		run_claimed(w, t, 0);
+		return true;
+	}
+	return false;
 }
 
 /* ---------------------------------------------------------- submit */
+
+/* Owner only: pop every record of w's ring once; drop the references of
+ * those that no longer wait to run (claimed in place, cancelled), push
+ * the others back.  Returns whether a slot was freed. */
+static bool ring_compact(struct ss_worker *w)
+{
+	unsigned n = ss__ring_len(&w->ring);
+	bool freed = false;
+	struct ss_task *x;
+
+	while (n-- > 0 && (x = ss__ring_pop(&w->ring))) {
+		uint64_t s = atomic_load_explicit(&x->state, memory_order_acquire);
+		if (SS_PH(s) != SS_PH_SCHEDULED) {
+			drop_refs(x, s, SS_SCHED, 0);
+			freed = true;
+		} else if (!ss__ring_push(&w->ring, x)) {
+			ss__gq_push(x); /* cannot happen: we just took a slot */
+		}
+	}
+	return freed;
+}
 
 void ss__task_submit(struct ss_task *t)
 {
@@ -298,7 +355,12 @@ void ss__task_submit(struct ss_task *t)
 			}
 			return;
 		}
-		/* Ring full: move half of it, and t, to the global queue. */
+		/* Ring full.  In fork-join code it fills with records that
+		 * waiters already ran in place (ss__run_group_task_here):
+		 * drop those first, keeping the others in order. */
+		if (ring_compact(w) && ss__ring_push(&w->ring, t))
+			return;
+		/* Still full: move half of it, and t, to the global queue. */
 		struct ss_task *batch[SS_RING_CAP / 2 + 1];
 		unsigned n = ss__ring_take(&w->ring, batch, SS_RING_CAP / 2);
 		batch[n++] = t;
@@ -378,22 +440,29 @@ static int handle_check(uint64_t s, uint32_t gen)
 	return 0;
 }
 
-/* Inside a task on worker w, waiting for t that runs elsewhere: run the
- * tasks of w's own ring meanwhile (fork-join's usual help-first wait, as
- * in oneTBB and Cilk), so that the queue is worked on here instead of
- * being handed off and a thread added.  Nesting is capped: each level
- * keeps a waiting frame on this stack. */
-static void help_while_waiting(struct ss_task *t, struct ss_worker *w)
+/* Inside a task on worker w, waiting for work that runs elsewhere: run
+ * other queued tasks meanwhile (a help-first wait, as oneTBB and Cilk
+ * wait) from w's ring, then the global queue, where the balancer may have
+ * put the very tasks waited for.  Otherwise such a wait leaves the worker
+ * idle with work queued until the monitor steps in.  Nesting is capped:
+ * each level keeps a waiting frame on this stack. */
+void ss__help_until(struct ss_worker *w, bool (*done)(void *), void *ctx)
 {
 	struct ss_task *o;
 
 	if (w->help_depth >= HELP_DEPTH_MAX)
 		return;
 	w->help_depth++;
-	while (atomic_load_explicit(&t->done_word, memory_order_acquire) != 1 &&
-	       (o = ss__ring_pop(&w->ring)))
+	while (!done(ctx) &&
+	       ((o = ss__ring_pop(&w->ring)) || (o = ss__gq_pop(w))))
 		ss__task_run(w, o);
 	w->help_depth--;
+}
+
+static bool task_done(void *t)
+{
+	return atomic_load_explicit(&((struct ss_task *)t)->done_word,
+	                            memory_order_acquire) == 1;
 }
 
 static void wait_done(struct ss_task *t, struct ss_worker *w)
@@ -402,7 +471,8 @@ static void wait_done(struct ss_task *t, struct ss_worker *w)
 	uint32_t zero = 0;
 
 	if (w)
-		help_while_waiting(t, w);
+		ss__help_until(w, task_done, t);
+
 
 	for (unsigned i = 1; atomic_load_explicit(&t->done_word,
 	                                          memory_order_acquire) != 1;
@@ -413,16 +483,12 @@ static void wait_done(struct ss_task *t, struct ss_worker *w)
 	}
 	if (atomic_load_explicit(&t->done_word, memory_order_acquire) == 1)
 		return;
-	if (w)
-		ss_blocking_begin();
 	/* Announce the sleep (0 -> 2) so the completer knows to wake us. */
 	atomic_compare_exchange_strong_explicit(&t->done_word, &zero, 2,
 	                                        memory_order_acq_rel,
 	                                        memory_order_acquire);
 	while (atomic_load_explicit(&t->done_word, memory_order_acquire) != 1)
 		ss__futex_wait(&t->done_word, 2, 0);
-	if (w)
-		ss_blocking_end();
 }
 
 int ss_join(ss_task *h, void **result)

@@ -358,6 +358,53 @@ START_TEST(null_arguments)
 }
 END_TEST
 
+/* Fork-join through groups: every call waits for its two children inside
+ * its task.  The waits run their own group's tasks in place, so this
+ * finishes without threads piling up (it used to need a compensating
+ * thread per wait and never finished). */
+struct fib_arg {
+	long n, r;
+};
+
+static int group_fib(void *p)
+{
+	struct fib_arg *x = p, a = { x->n - 1, 0 }, b = { x->n - 2, 0 };
+	ss_group *g;
+
+	if (x->n < 2) {
+		x->r = x->n;
+		return 0;
+	}
+	if (!(g = ss_group_new()))
+		return ENOMEM;
+	if (ss_group_spawn(g, group_fib, &a) || ss_group_spawn(g, group_fib, &b))
+		return EAGAIN;
+	int rc = ss_group_wait(g);
+	ss_group_free(g);
+	x->r = a.r + b.r;
+	return rc;
+}
+
+static void *group_fib_root(void *p)
+{
+	return (void *)(intptr_t)group_fib(p);
+}
+
+START_TEST(fork_join_with_groups)
+{
+	struct fib_arg x = { 18, 0 };
+	struct ss_stats st;
+	void *rc;
+
+	setenv("SMOLSCALE_THREADS", "2", 1);
+	ck_assert_int_eq(ss_join(ss_spawn(group_fib_root, &x), &rc), 0);
+	ck_assert_int_eq((intptr_t)rc, 0);
+	ck_assert_int_eq(x.r, 2584);
+	ck_assert_int_eq(ss_stats(&st), 0);
+	ck_assert_uint_le(st.peak_threads, 2 + 8);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("group");
@@ -374,6 +421,7 @@ int main(void)
 	tcase_add_test(tc, group_cancel);
 	tcase_add_test(tc, wait_inside_task);
 	tcase_add_test(tc, wait_inside_group_task);
+	tcase_add_test(tc, fork_join_with_groups);
 	tcase_add_test(tc, spawn_from_several_threads);
 	tcase_add_test(tc, reuse_after_wait);
 	tcase_add_test(tc, free_waits);
