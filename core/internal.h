@@ -244,6 +244,7 @@ struct ss_worker {
 
 	/* Owner-only. */
 	bool start_searching;   /* set by the creator before the thread runs */
+	bool short_gaps;        /* last park ended within SS_SHORT_GAP_NS */
 	struct ss_task *cache;  /* free task records, linked by ->link */
 	unsigned ncache;
 	unsigned blocking_depth;
@@ -280,6 +281,7 @@ SS_HIDDEN void ss__refund_token_locked(void);
  * and left the pool.  futile: how many searches in a row saw queued work
  * they could not take. */
 SS_HIDDEN bool ss__park(struct ss_worker *w, unsigned futile);
+#define SS_SHORT_GAP_NS 30000u
 /* In a fork child: the calling thread is no worker of the new executor. */
 SS_HIDDEN void ss__worker_forget_self(void);
 SS_HIDDEN void *ss__worker_main(void *arg);

@@ -16,9 +16,12 @@
 
 #include "internal.h"
 
-/* How long a worker without work looks before it parks.  Short: the
- * thesis is that idle workers sleep instead of polling. */
+/* How long a worker without work looks before it parks.  Short, since the
+ * thesis is that idle workers sleep instead of polling; longer while work
+ * has been coming back within about the cost of a park and a wake-up,
+ * where the spin is the cheaper of the two (ss__park measures the gap). */
 #define SS_SPIN_NS 5000u
+#define SS_SPIN_LONG_NS 20000u
 #define SS_GLOBAL_EVERY 61u
 #define SS_STEAL_MAX (SS_RING_CAP / 2)
 
@@ -201,7 +204,8 @@ static struct ss_task *steal(struct ss_worker *w)
 static struct ss_task *search(struct ss_worker *w, bool steal_mode,
                               uint64_t ntask)
 {
-	uint64_t deadline = ss__now_ns() + SS_SPIN_NS;
+	uint64_t deadline = ss__now_ns() +
+	                    (w->short_gaps ? SS_SPIN_LONG_NS : SS_SPIN_NS);
 	struct ss_task *t;
 
 	for (unsigned i = 1;; i++) {
