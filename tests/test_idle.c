@@ -25,11 +25,6 @@
 #define TOLERANCE 2
 #define SHRINK_MS 3000
 
-static void *ident(void *arg)
-{
-	return arg;
-}
-
 static void *nap(void *arg)
 {
 	sleep_ms(50);

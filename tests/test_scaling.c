@@ -31,11 +31,6 @@ static void *spin(void *arg)
 	return arg;
 }
 
-static void *ident(void *arg)
-{
-	return arg;
-}
-
 /* Live threads named ss-worker-N, from /proc. */
 static size_t proc_workers(void)
 {

@@ -14,11 +14,6 @@
 
 #define TASKS 1000
 
-static void *ident(void *arg)
-{
-	return arg;
-}
-
 START_TEST(null_is_einval)
 {
 	ck_assert_int_eq(ss_stats(NULL), EINVAL);

@@ -22,11 +22,6 @@
 #define TINY 200
 #define SEARCH_MS 3000
 
-static void *ident(void *arg)
-{
-	return arg;
-}
-
 static void *nap(void *arg)
 {
 	sleep_ms(300);

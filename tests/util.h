@@ -19,6 +19,9 @@
 #include <sys/types.h>
 
 /* Nonzero in a sanitizer build, or when SS_SANITIZER is set. */
+/* A task that returns its argument. */
+void *ident(void *arg);
+
 int sanitized(void);
 
 /* n, or n / 10 under a sanitizer. */
