@@ -18,10 +18,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Nonzero in a sanitizer build, or when SS_SANITIZER is set. */
 /* A task that returns its argument. */
 void *ident(void *arg);
 
+/* Nonzero in a sanitizer build, or when SS_SANITIZER is set. */
 int sanitized(void);
 
 /* n, or n / 10 under a sanitizer. */
