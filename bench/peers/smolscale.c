@@ -6,9 +6,9 @@
  * A group is an array of ss_spawn() handles joined in turn by
  * peer_wait(): ss_join() runs a task that has not started yet on the
  * joiner itself, which ss_group_wait() does not, so fork_join needs no
- * hand-off.  Detached tasks are ss_spawn() + ss_detach().  Each task
- * carries its peer_fn and argument in a small record (ss_spawn takes a
- * function returning void *), freed by the task when it starts.
+ * hand-off.  Detached tasks are ss_spawn() + ss_detach().  ss_spawn takes
+ * a function returning void *, so each task runs a small call record: a
+ * group keeps its own, a detached task frees its record when it starts.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -28,16 +28,27 @@ const char *const peer_name = "smolscale";
 #endif
 
 #define INLINE_TASKS 2
+#define BLOCK 256
 
 struct call {
 	peer_fn fn;
 	void *arg;
 };
 
+/* A group's tasks: a handle and the call it runs, in storage that never
+ * moves while the tasks run (two inline entries, then blocks of 256), and
+ * that the group frees itself: no allocation per task, and none freed on
+ * another thread. */
+struct entry {
+	ss_task *t;
+	struct call c;
+};
+
 struct peer_group {
-	ss_task **t;            /* in[] or a heap array */
-	int n, cap;
-	ss_task *in[INLINE_TASKS];
+	int n;                  /* entries in use */
+	int nblocks;
+	struct entry **blocks;  /* each BLOCK entries, kept for reuse */
+	struct entry in[INLINE_TASKS];
 };
 
 static void fail(const char *what, int err)
@@ -48,6 +59,15 @@ static void fail(const char *what, int err)
 
 static void *run_call(void *p)
 {
+	struct call *c = p;
+
+	c->fn(c->arg);
+	return NULL;
+}
+
+/* A detached task owns its call record. */
+static void *run_call_free(void *p)
+{
 	struct call c = *(struct call *)p;
 
 	free(p);
@@ -55,18 +75,12 @@ static void *run_call(void *p)
 	return NULL;
 }
 
-static ss_task *spawn(peer_fn fn, void *arg)
+static struct entry *entry(struct peer_group *g, int i)
 {
-	struct call *c = malloc(sizeof *c);
-	ss_task *t;
-
-	if (!c)
-		fail("malloc", ENOMEM);
-	c->fn = fn;
-	c->arg = arg;
-	if (!(t = ss_spawn(run_call, c)))
-		fail("ss_spawn", errno);
-	return t;
+	if (i < INLINE_TASKS)
+		return &g->in[i];
+	i -= INLINE_TASKS;
+	return &g->blocks[i / BLOCK][i % BLOCK];
 }
 
 int peer_init(int threads)
@@ -90,30 +104,31 @@ void peer_run(peer_fn main, void *arg)
 
 struct peer_group *peer_group_new(void)
 {
-	struct peer_group *g = malloc(sizeof *g);
+	struct peer_group *g = calloc(1, sizeof *g);
 
 	if (!g)
-		fail("malloc", ENOMEM);
-	g->t = g->in;
-	g->n = 0;
-	g->cap = INLINE_TASKS;
+		fail("calloc", ENOMEM);
 	return g;
 }
 
 void peer_spawn(struct peer_group *g, peer_fn fn, void *arg)
 {
-	if (g->n == g->cap) {
-		ss_task **t = malloc(2 * g->cap * sizeof *t);
+	struct entry *e;
 
-		if (!t)
+	if (g->n >= INLINE_TASKS && (g->n - INLINE_TASKS) % BLOCK == 0 &&
+	    (g->n - INLINE_TASKS) / BLOCK == g->nblocks) {
+		struct entry **b = realloc(g->blocks,
+		                           (g->nblocks + 1) * sizeof *b);
+		if (!b || !(b[g->nblocks] = malloc(BLOCK * sizeof **b)))
 			fail("malloc", ENOMEM);
-		memcpy(t, g->t, g->n * sizeof *t);
-		if (g->t != g->in)
-			free(g->t);
-		g->t = t;
-		g->cap *= 2;
+		g->blocks = b;
+		g->nblocks++;
 	}
-	g->t[g->n++] = spawn(fn, arg);
+	e = entry(g, g->n++);
+	e->c.fn = fn;
+	e->c.arg = arg;
+	if (!(e->t = ss_spawn(run_call, &e->c)))
+		fail("ss_spawn", errno);
 }
 
 void peer_wait(struct peer_group *g)
@@ -121,23 +136,32 @@ void peer_wait(struct peer_group *g)
 	int err;
 
 	for (int i = 0; i < g->n; i++)
-		if ((err = ss_join(g->t[i], NULL)))
+		if ((err = ss_join(entry(g, i)->t, NULL)))
 			fail("ss_join", err);
 	g->n = 0;
 }
 
 void peer_group_free(struct peer_group *g)
 {
-	if (g->t != g->in)
-		free(g->t);
+	for (int i = 0; i < g->nblocks; i++)
+		free(g->blocks[i]);
+	free(g->blocks);
 	free(g);
 }
 
 void peer_detach(peer_fn fn, void *arg)
 {
-	int err = ss_detach(spawn(fn, arg));
+	struct call *c = malloc(sizeof *c);
+	ss_task *t;
+	int err;
 
-	if (err)
+	if (!c)
+		fail("malloc", ENOMEM);
+	c->fn = fn;
+	c->arg = arg;
+	if (!(t = ss_spawn(run_call_free, c)))
+		fail("ss_spawn", errno);
+	if ((err = ss_detach(t)))
 		fail("ss_detach", err);
 }
 
