@@ -250,12 +250,13 @@ int ss_group_wait(ss_group *g)
 		return EDEADLK;
 	/* Inside a task, the group's unstarted tasks are likely in this
 	 * worker's own ring: run them here, as ss_join runs an unstarted
-	 * task; then help with other queued work (task.c). */
-	if (w) {
+	 * task.  Nothing else: a task run on a waiter's stack that blocks on
+	 * something the waiter would do after its wait would deadlock it (the
+	 * hazard of help-first waits, oneTBB's "task isolation"), while the
+	 * waiter's own tasks are what it waits for anyway. */
+	if (w)
 		while (!group_done(g) && ss__run_group_task_here(w, g))
 			;
-		ss__help_until(w, group_done, g);
-	}
 	deadline = ss__now_ns() + GROUP_SPIN_NS;
 	while (atomic_load(&g->pending) && ss__now_ns() < deadline)
 		ss__cpu_relax();

@@ -139,10 +139,6 @@ SS_HIDDEN void ss__tasks_after_fork(struct ss_task *keep);
 SS_HIDDEN struct ss_task *ss__current_task(void);
 /* On worker w: claim and run one unstarted task of g from w's own ring,
  * newest first; false if there is none. */
-/* On worker w, inside a task: run other queued tasks until done(ctx), or
- * none is left (a help-first wait; task.c). */
-SS_HIDDEN void ss__help_until(struct ss_worker *w, bool (*done)(void *),
-                              void *ctx);
 SS_HIDDEN bool ss__run_group_task_here(struct ss_worker *w,
                                        struct ss_group *g);
 
@@ -248,7 +244,6 @@ struct ss_worker {
 	struct ss_task *cache;  /* free task records, linked by ->link */
 	unsigned ncache;
 	unsigned blocking_depth;
-	unsigned help_depth;    /* nested help-first waits (task.c) */
 	uint32_t rng;
 	uint32_t fork_gen;
 

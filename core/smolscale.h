@@ -59,11 +59,10 @@ SS_API ss_task *ss_spawn(void *(*fn)(void *), void *arg);
 /*
  * Wait for t to finish, store its return value in *result (if result is not
  * NULL) and release the handle.  Joining from inside a task is allowed: a
- * task that has not started yet is run by the joiner itself, and while a
- * running one finishes elsewhere the joiner runs other queued tasks on its
- * own stack (help-first, as oneTBB waits; up to 8 waits deep), so joins
- * never deadlock the pool.  A helped task that blocks delays the joiner
- * until it ends (the monitor moves the rest of the queue meanwhile).
+ * task that has not started yet is run by the joiner itself, and a joiner
+ * waiting for one that runs elsewhere is handled like any blocked task
+ * (the monitor moves its queue and may add a thread), so joins never
+ * deadlock the pool.  No other task runs on a joiner's stack.
  * Returns 0; ECANCELED if t was cancelled before it ran (the handle is
  * released); EINVAL t is NULL, detached, or already being joined; ESRCH t
  * is stale (already joined or detached and finished); EDEADLK a task joins
@@ -147,7 +146,7 @@ SS_API int ss_group_spawn_policy(ss_group *g, int (*fn)(void *), void *arg,
 /* Wait until every task spawned into g so far has finished or been
  * cancelled.  Returns 0, the first propagated error, EINVAL for a NULL g,
  * or EDEADLK when called from one of g's own tasks.  Inside a task it runs
- * g's unstarted tasks from its worker's queue itself, then helps like
+ * g's unstarted tasks from its worker's queue itself, then waits like
  * ss_join().  After
  * it returns the group may be used again; the cancelled state and the first
  * error are kept until ss_group_free(). */

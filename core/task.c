@@ -27,7 +27,6 @@ _Static_assert(sizeof(void *) == 8, "handles need 64-bit pointers");
 #define CACHE_REFILL 32u
 #define JOIN_SPIN_NS 2000u
 #define JOIN_SPIN_WORKER_NS 10000u
-#define HELP_DEPTH_MAX 8u
 
 /* chunks[i] is published (release) before nrecords covers it (release);
  * readers load nrecords with acquire, then the chunk pointer. */
@@ -440,38 +439,11 @@ static int handle_check(uint64_t s, uint32_t gen)
 	return 0;
 }
 
-/* Inside a task on worker w, waiting for work that runs elsewhere: run
- * other queued tasks meanwhile (a help-first wait, as oneTBB and Cilk
- * wait) from w's ring, then the global queue, where the balancer may have
- * put the very tasks waited for.  Otherwise such a wait leaves the worker
- * idle with work queued until the monitor steps in.  Nesting is capped:
- * each level keeps a waiting frame on this stack. */
-void ss__help_until(struct ss_worker *w, bool (*done)(void *), void *ctx)
-{
-	struct ss_task *o;
-
-	if (w->help_depth >= HELP_DEPTH_MAX)
-		return;
-	w->help_depth++;
-	while (!done(ctx) &&
-	       ((o = ss__ring_pop(&w->ring)) || (o = ss__gq_pop(w))))
-		ss__task_run(w, o);
-	w->help_depth--;
-}
-
-static bool task_done(void *t)
-{
-	return atomic_load_explicit(&((struct ss_task *)t)->done_word,
-	                            memory_order_acquire) == 1;
-}
-
 static void wait_done(struct ss_task *t, struct ss_worker *w)
 {
 	uint64_t deadline = ss__now_ns() + (w ? JOIN_SPIN_WORKER_NS : JOIN_SPIN_NS);
 	uint32_t zero = 0;
 
-	if (w)
-		ss__help_until(w, task_done, t);
 
 
 	for (unsigned i = 1; atomic_load_explicit(&t->done_word,
