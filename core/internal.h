@@ -240,7 +240,10 @@ struct ss_worker {
 
 	/* Owner-only. */
 	bool start_searching;   /* set by the creator before the thread runs */
-	bool short_gaps;        /* last park ended within SS_SHORT_GAP_NS */
+	/* How often work came back within SS_SPIN_LONG_NS of the start of a
+	 * search, 0..SS_SCORE_ONE, an EWMA with weight 1/8 (worker.c). */
+	unsigned spin_score;
+	uint64_t search_start;  /* ns, when the current search began */
 	struct ss_task *cache;  /* free task records, linked by ->link */
 	unsigned ncache;
 	unsigned blocking_depth;
@@ -276,7 +279,9 @@ SS_HIDDEN void ss__refund_token_locked(void);
  * and left the pool.  futile: how many searches in a row saw queued work
  * they could not take. */
 SS_HIDDEN bool ss__park(struct ss_worker *w, unsigned futile);
-#define SS_SHORT_GAP_NS 30000u
+/* After a search of w that began at w->search_start: work came back
+ * (now, in ns) and the spin score learns whether a long spin paid. */
+SS_HIDDEN void ss__search_learn(struct ss_worker *w, uint64_t now);
 /* In a fork child: the calling thread is no worker of the new executor. */
 SS_HIDDEN void ss__worker_forget_self(void);
 SS_HIDDEN void *ss__worker_main(void *arg);

@@ -319,7 +319,6 @@ bool ss__park(struct ss_worker *w, unsigned futile)
 		}
 	}
 	atomic_fetch_add_explicit(&w->n_parks, 1, memory_order_relaxed);
-	uint64_t parked_at = ss__now_ns();
 	while (atomic_load_explicit(&w->park_word, memory_order_acquire)) {
 		uint64_t timeout = backoff ? backoff
 		                   : atomic_load(&e->nthreads) > 1
@@ -338,8 +337,6 @@ bool ss__park(struct ss_worker *w, unsigned futile)
 		}
 	}
 	atomic_fetch_add_explicit(&w->n_wakeups, 1, memory_order_relaxed);
-	/* Woken again within about what this park and wake cost: spinning
-	 * longer next time is cheaper (worker.c search). */
-	w->short_gaps = ss__now_ns() - parked_at < SS_SHORT_GAP_NS;
+	ss__search_learn(w, ss__now_ns());
 	return false;
 }

@@ -5,7 +5,8 @@
  * A worker looks for work in this order: its next slot, its ring (the
  * global queue first every 61st task, so spawns from other threads are not
  * starved), the global queue, and in steal mode the other rings.  Without
- * work it searches for SS_SPIN_NS, then parks (park.c).  Workers never
+ * work it searches for a while (SS_SPIN_NS or SS_SPIN_LONG_NS, below), then
+ * parks (park.c).  Workers never
  * touch another worker's ring in balance mode: the balancer moves work.
  */
 #define _GNU_SOURCE
@@ -16,12 +17,19 @@
 
 #include "internal.h"
 
-/* How long a worker without work looks before it parks.  Short, since the
- * thesis is that idle workers sleep instead of polling; longer while work
- * has been coming back within about the cost of a park and a wake-up,
- * where the spin is the cheaper of the two (ss__park measures the gap). */
-#define SS_SPIN_NS 5000u
+/* How long a worker without work looks before it parks.  A park and a
+ * wake-up cost the worker and the waker about 5-15 µs of CPU (more in a
+ * VM) and the task the wake-up latency; a spin costs its own length.  So
+ * a worker spins long (SS_SPIN_LONG_NS) only while work has mostly come
+ * back within that long of the start of its searches, and otherwise
+ * looks briefly (SS_SPIN_NS) and parks: work that arrives at a steady
+ * pace slower than the spin (a paced pipeline) never pays for a spin that
+ * cannot succeed.  The score is an EWMA with weight 1/8 of "came back
+ * within SS_SPIN_LONG_NS", as glibc's adaptive mutex averages its spins;
+ * it is owner-only, so it needs no atomics. */
+#define SS_SPIN_NS 2000u
 #define SS_SPIN_LONG_NS 20000u
+#define SS_SCORE_ONE 256u
 #define SS_GLOBAL_EVERY 61u
 #define SS_STEAL_MAX (SS_RING_CAP / 2)
 
@@ -201,19 +209,32 @@ static struct ss_task *steal(struct ss_worker *w)
 	return NULL;
 }
 
+void ss__search_learn(struct ss_worker *w, uint64_t now)
+{
+	if (now - w->search_start <= SS_SPIN_LONG_NS)
+		w->spin_score += (SS_SCORE_ONE - w->spin_score) / 8;
+	else
+		w->spin_score -= w->spin_score / 8;
+}
+
 static struct ss_task *search(struct ss_worker *w, bool steal_mode,
                               uint64_t ntask)
 {
-	uint64_t deadline = ss__now_ns() +
-	                    (w->short_gaps ? SS_SPIN_LONG_NS : SS_SPIN_NS);
+	uint64_t now = w->search_start, deadline;
 	struct ss_task *t;
 
+	deadline = now + (w->spin_score >= SS_SCORE_ONE / 2 ? SS_SPIN_LONG_NS
+	                                                    : SS_SPIN_NS);
 	for (unsigned i = 1;; i++) {
-		if ((t = find_local(w, ntask)) || (steal_mode && (t = steal(w))))
+		if ((t = find_local(w, ntask)) || (steal_mode && (t = steal(w)))) {
+			if (i > 8)  /* found before the first clock read: a hit */
+				now = ss__now_ns();
+			ss__search_learn(w, now);
 			return t;
+		}
 		/* The clock is read every 8th round: in a VM it costs more
 		 * than a look at the queues. */
-		if (i % 8 == 0 && ss__now_ns() > deadline)
+		if (i % 8 == 0 && (now = ss__now_ns()) > deadline)
 			return NULL;
 		ss__cpu_relax();
 	}
@@ -270,6 +291,7 @@ void *ss__worker_main(void *arg)
 				spin = s < (n > 3 ? n / 2 : 1);
 				searching = true;
 			}
+			w->search_start = ss__now_ns();
 			t = spin ? search(w, steal_mode, ntask) : NULL;
 			if (!t) {
 				futile = ss__gq_len() > 0 ? futile + 1 : 0;
