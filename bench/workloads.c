@@ -7,7 +7,7 @@
  * Runs one workload in this process and prints one TSV line:
  *
  *   workload peer median min max unit cpu_s nvcsw nivcsw status
- *   cpu_per_wall p50_us p99_us rate
+ *   cpu_per_wall p50_us p99_us rate feed_us
  *
  * median, min and max are the workload's figure over its repetitions in
  * this process; cpu_s is user+sys CPU time of the whole process (all
@@ -20,10 +20,13 @@
  * the watchdog thread then prints the line with the figures of the
  * repetitions that finished ("-" if none) and the CPU time and switches
  * so far, and exits 0.
- * The last four columns are the pipelines' extras, "-" for the other
+ * The last five columns are the pipelines' extras, "-" for the other
  * workloads: CPU seconds per wall second, latency p50 and p99 from feed
- * to last stage (µs), and the achieved rate (messages per second from
- * the first feed to the last delivery).
+ * to last stage (µs), the achieved rate (messages per second from the
+ * first feed to the last delivery), and the feeding thread's own CPU µs
+ * per message (getrusage RUSAGE_THREAD: its sleeps, its submissions and
+ * the wake-ups they cost), the part of cpu_us that is the same loop for
+ * every peer plus the peer's price of a submission from outside.
  *
  * Workloads (--quick: fewer repetitions, pipelines fed for 1 s):
  *   spawn_one    spawn one empty task into a new group and wait for it;
@@ -94,6 +97,7 @@ struct result {
 	atomic_int n;           /* release: fig[0..n) are written */
 	const char *status;
 	double cpu_per_wall, p50_us, p99_us, rate;   /* pipelines, else NAN */
+	double feed_us;         /* pipelines: the feeding thread's CPU µs/msg */
 };
 
 struct workload {
@@ -110,7 +114,8 @@ static atomic_int measuring;        /* start is valid */
 static struct sample stop;          /* the end of the measured interval */
 static atomic_long progress;        /* deadlock workloads count steps */
 static struct result res = { .status = "ok", .cpu_per_wall = NAN,
-                             .p50_us = NAN, .p99_us = NAN, .rate = NAN };
+                             .p50_us = NAN, .p99_us = NAN, .rate = NAN,
+                             .feed_us = NAN };
 
 /* ------------------------------------------------------------ helpers */
 
@@ -231,7 +236,8 @@ static void print_line(const char *status, const struct sample *s, int extras)
 	put_num(extras ? res.cpu_per_wall : NAN, 4, "\t");
 	put_num(extras ? res.p50_us : NAN, 1, "\t");
 	put_num(extras ? res.p99_us : NAN, 1, "\t");
-	put_num(extras ? res.rate : NAN, 1, "\n");
+	put_num(extras ? res.rate : NAN, 1, "\t");
+	put_num(extras ? res.feed_us : NAN, 2, "\n");
 	fflush(stdout);
 }
 
@@ -520,6 +526,7 @@ static void pipeline_main(void *arg)
 	struct result *r = arg;
 	int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
 	uint64_t *lat = malloc(nmsgs * sizeof *lat), last = 0;
+	struct rusage feed0, feed1;
 
 	if (!lat) {
 		fprintf(stderr, "bench-%s: out of memory\n", peer_name);
@@ -529,7 +536,9 @@ static void pipeline_main(void *arg)
 	/* 1 µs timer slack instead of 50 so that the pace holds. */
 	prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0);
 	measure_begin();
+	getrusage(RUSAGE_THREAD, &feed0);
 	feed();
+	getrusage(RUSAGE_THREAD, &feed1);
 	while (sem_wait(&all_delivered))
 		;
 	measure_end();
@@ -547,6 +556,7 @@ static void pipeline_main(void *arg)
 	r->p50_us = lat[nmsgs / 2] / 1e3;
 	r->p99_us = lat[nmsgs * 99 / 100] / 1e3;
 	r->rate = nmsgs / ((last - msgs[0].fed) / 1e9);
+	r->feed_us = (cpu_s(&feed1) - cpu_s(&feed0)) * 1e6 / nmsgs;
 	free(lat);
 }
 
