@@ -15,6 +15,7 @@
 #define SS_INTERNAL_H
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -137,6 +138,11 @@ SS_HIDDEN void ss__task_run(struct ss_worker *w, struct ss_task *t);
  * parent is finished as CANCELLED, and the free lists are rebuilt. */
 SS_HIDDEN void ss__tasks_after_fork(struct ss_task *keep);
 SS_HIDDEN struct ss_task *ss__current_task(void);
+/* The current task's thread is being unwound away for good (pthread_exit
+ * or cancellation inside a rerouted thread, shim/pthread.c): complete the
+ * task this worker runs at top level, with a NULL result.  False when no
+ * task, or a nested one (run inline under another): nothing is done. */
+SS_HIDDEN bool ss__task_abandon_current(struct ss_worker *w);
 /* On worker w: claim and run one unstarted task of g from w's own ring,
  * newest first; false if there is none. */
 SS_HIDDEN bool ss__run_group_task_here(struct ss_worker *w,
@@ -244,6 +250,10 @@ struct ss_worker {
 	 * search, 0..SS_SCORE_ONE, an EWMA with weight 1/8 (worker.c). */
 	unsigned spin_score;
 	uint64_t search_start;  /* ns, when the current search began */
+	/* ns, when a waker took w off the idle list (0: not woken so):
+	 * written by the waker before its release store of park_word = 0,
+	 * read and cleared by the owner after its acquire load of it. */
+	uint64_t woken_at;
 	struct ss_task *cache;  /* free task records, linked by ->link */
 	unsigned ncache;
 	unsigned blocking_depth;
@@ -284,6 +294,13 @@ SS_HIDDEN bool ss__park(struct ss_worker *w, unsigned futile);
 SS_HIDDEN void ss__search_learn(struct ss_worker *w, uint64_t now);
 /* In a fork child: the calling thread is no worker of the new executor. */
 SS_HIDDEN void ss__worker_forget_self(void);
+/* Called on a worker thread that will never come back to its loop (its
+ * current task's thread is being unwound away, see
+ * ss__task_abandon_current): complete that task and leave the pool as a
+ * retiring worker does, so the pool starts a replacement when work is
+ * queued.  Returns false (and does nothing) off a worker or inside a
+ * nested task. */
+SS_HIDDEN bool ss__worker_abandon(void);
 SS_HIDDEN void *ss__worker_main(void *arg);
 enum { SS_BLOCKED_HINT = 1, SS_BLOCKED_MON = 2 };
 #define SS_NO_CLOCK INT64_MIN
@@ -429,6 +446,34 @@ static inline void ss__cpu_relax(void)
 #endif
 }
 
+/*
+ * Adaptive spinning, for a waiter that spins and then sleeps (a worker
+ * without work, a joiner).  A sleep and its wake-up cost both sides CPU
+ * and the waiter the wake-up latency (tens of µs in a VM); a spin costs its
+ * length.  So spin long only while the wait has mostly ended within the
+ * long spin: `score` (0..SS_SCORE_ONE, owned by one thread) is an EWMA,
+ * weight 1/8, of "ended within long_ns", as glibc's adaptive mutex
+ * averages its spins.  Two parties that hand work back and forth (a
+ * spawner that joins, a worker that runs) stay awake once both learn it,
+ * and fall back to short spins when the waits are long.
+ */
+#define SS_SCORE_ONE 256u
+
+static inline uint64_t ss__spin_ns(unsigned score, uint64_t short_ns,
+                                   uint64_t long_ns)
+{
+	return score >= SS_SCORE_ONE / 2 ? long_ns : short_ns;
+}
+
+static inline void ss__spin_learn(unsigned *score, uint64_t waited_ns,
+                                  uint64_t long_ns)
+{
+	if (waited_ns <= long_ns)
+		*score += (SS_SCORE_ONE - *score) / 8;
+	else
+		*score -= *score / 8;
+}
+
 /* Wait while *addr == val, up to timeout_ns (0 = forever).  Returns 0, or
  * ETIMEDOUT; spurious returns happen and callers loop. */
 SS_HIDDEN int ss__futex_wait(_Atomic uint32_t *addr, uint32_t val,
@@ -438,5 +483,8 @@ SS_HIDDEN void ss__futex_wake(_Atomic uint32_t *addr, int n);
 /* ------------------------------------------------------------- stats */
 
 SS_HIDDEN void ss__stats_print(void);
+/* Set once by a layer above (the preload library) before any thread can
+ * print: appends " key=value" fields of its own to the stats line. */
+SS_HIDDEN extern void (*ss__stats_extra)(FILE *f);
 
 #endif /* SS_INTERNAL_H */

@@ -134,6 +134,9 @@ static bool wake_one(void)
 	pthread_mutex_unlock(&e->idle_lock);
 	if (!w)
 		return false;
+	/* When the work came, for w's spin score: its own clock after the
+	 * wake-up would add the wake-up latency, which no spin pays. */
+	w->woken_at = ss__now_ns();
 	atomic_store_explicit(&w->park_word, 0, memory_order_release);
 	ss__futex_wake(&w->park_word, 1);
 	ss__wake_supervisors();
@@ -337,6 +340,7 @@ bool ss__park(struct ss_worker *w, unsigned futile)
 		}
 	}
 	atomic_fetch_add_explicit(&w->n_wakeups, 1, memory_order_relaxed);
-	ss__search_learn(w, ss__now_ns());
+	ss__search_learn(w, w->woken_at ? w->woken_at : ss__now_ns());
+	w->woken_at = 0;
 	return false;
 }

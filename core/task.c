@@ -25,7 +25,11 @@ _Static_assert(sizeof(void *) == 8, "handles need 64-bit pointers");
 #define MAX_CHUNKS 65536u
 #define CACHE_MAX 256u
 #define CACHE_REFILL 32u
+/* A joiner spins JOIN_SPIN_NS, or JOIN_SPIN_LONG_NS while its joins have
+ * mostly ended within that (ss__spin_learn); a joiner on a worker at most
+ * JOIN_SPIN_WORKER_NS, since the monitor takes over a worker that waits. */
 #define JOIN_SPIN_NS 2000u
+#define JOIN_SPIN_LONG_NS 50000u
 #define JOIN_SPIN_WORKER_NS 10000u
 
 /* chunks[i] is published (release) before nrecords covers it (release);
@@ -269,6 +273,20 @@ static void run_claimed(struct ss_worker *w, struct ss_task *t, uint32_t drop)
 	complete(t, r, drop, true);
 }
 
+bool ss__task_abandon_current(struct ss_worker *w)
+{
+	struct ss_task *t = tls_task;
+
+	/* Only a task that ss__task_run claimed at the top of the worker's
+	 * stack: a nested one would take its outer tasks' frames with it. */
+	if (!t || t->outer || t->fn == ss__group_run)
+		return false;
+	tls_task = NULL;
+	atomic_fetch_add_explicit(&w->n_completed, 1, memory_order_relaxed);
+	complete(t, NULL, SS_SCHED, true);
+	return true;
+}
+
 void ss__task_run(struct ss_worker *w, struct ss_task *t)
 {
 	uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
@@ -439,28 +457,35 @@ static int handle_check(uint64_t s, uint32_t gen)
 	return 0;
 }
 
+/* The spin score of this thread's joins (ss__spin_learn), from 0. */
+static __thread unsigned tls_join_score
+	__attribute__((tls_model("initial-exec")));
+
 static void wait_done(struct ss_task *t, struct ss_worker *w)
 {
-	uint64_t deadline = ss__now_ns() + (w ? JOIN_SPIN_WORKER_NS : JOIN_SPIN_NS);
+	uint64_t start = ss__now_ns();
+	uint64_t long_ns = w ? JOIN_SPIN_WORKER_NS : JOIN_SPIN_LONG_NS;
+	uint64_t deadline = start + ss__spin_ns(tls_join_score, JOIN_SPIN_NS, long_ns);
 	uint32_t zero = 0;
-
-
 
 	for (unsigned i = 1; atomic_load_explicit(&t->done_word,
 	                                          memory_order_acquire) != 1;
 	     i++) {
+		/* The clock every 8th round: in a VM it costs more than a
+		 * look at the word. */
 		if (i % 8 == 0 && ss__now_ns() > deadline)
 			break;
 		ss__cpu_relax();
 	}
-	if (atomic_load_explicit(&t->done_word, memory_order_acquire) == 1)
-		return;
-	/* Announce the sleep (0 -> 2) so the completer knows to wake us. */
-	atomic_compare_exchange_strong_explicit(&t->done_word, &zero, 2,
-	                                        memory_order_acq_rel,
-	                                        memory_order_acquire);
-	while (atomic_load_explicit(&t->done_word, memory_order_acquire) != 1)
-		ss__futex_wait(&t->done_word, 2, 0);
+	if (atomic_load_explicit(&t->done_word, memory_order_acquire) != 1) {
+		/* Announce the sleep (0 -> 2) so the completer wakes us. */
+		atomic_compare_exchange_strong_explicit(&t->done_word, &zero, 2,
+		                                        memory_order_acq_rel,
+		                                        memory_order_acquire);
+		while (atomic_load_explicit(&t->done_word, memory_order_acquire) != 1)
+			ss__futex_wait(&t->done_word, 2, 0);
+	}
+	ss__spin_learn(&tls_join_score, ss__now_ns() - start, long_ns);
 }
 
 int ss_join(ss_task *h, void **result)

@@ -24,12 +24,9 @@
  * back within that long of the start of its searches, and otherwise
  * looks briefly (SS_SPIN_NS) and parks: work that arrives at a steady
  * pace slower than the spin (a paced pipeline) never pays for a spin that
- * cannot succeed.  The score is an EWMA with weight 1/8 of "came back
- * within SS_SPIN_LONG_NS", as glibc's adaptive mutex averages its spins;
- * it is owner-only, so it needs no atomics. */
+ * cannot succeed (ss__spin_learn, internal.h; the score is owner-only). */
 #define SS_SPIN_NS 2000u
 #define SS_SPIN_LONG_NS 20000u
-#define SS_SCORE_ONE 256u
 #define SS_GLOBAL_EVERY 61u
 #define SS_STEAL_MAX (SS_RING_CAP / 2)
 
@@ -153,6 +150,36 @@ static bool retire_if_above_target(struct ss_exec *e, struct ss_worker *w)
 	return retire;
 }
 
+bool ss__worker_abandon(void)
+{
+	struct ss_exec *e = &ss__exec;
+	struct ss_worker *w = tls_worker;
+	unsigned moved;
+
+	if (!w || !ss__task_abandon_current(w))
+		return false;
+	/* What run_one() would have done after the task. */
+	atomic_store_explicit(&w->tick,
+	                      atomic_load_explicit(&w->tick, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+	if (atomic_exchange(&w->blocked, 0))
+		atomic_fetch_sub(&e->nblocked, 1);
+	w->blocking_depth = 0;
+	/* Leave as a retiring worker does, without a token refund: the pool
+	 * is now below its target and ss__grow() may replace this thread. */
+	pthread_mutex_lock(&e->lock);
+	atomic_fetch_sub(&e->nthreads, 1);
+	moved = ss__worker_handoff(w);
+	ss__task_cache_release(w);
+	atomic_store_explicit(&w->slot_state, SS_SLOT_FREE, memory_order_release);
+	pthread_mutex_unlock(&e->lock);
+	atomic_fetch_add_explicit(&e->threads_exited, 1, memory_order_relaxed);
+	tls_worker = NULL;
+	if (moved || ss__gq_len() > 0)
+		ss__notify();
+	return true;
+}
+
 /* ---------------------------------------------------------- finding work */
 
 static struct ss_task *find_local(struct ss_worker *w, uint64_t ntask)
@@ -211,10 +238,7 @@ static struct ss_task *steal(struct ss_worker *w)
 
 void ss__search_learn(struct ss_worker *w, uint64_t now)
 {
-	if (now - w->search_start <= SS_SPIN_LONG_NS)
-		w->spin_score += (SS_SCORE_ONE - w->spin_score) / 8;
-	else
-		w->spin_score -= w->spin_score / 8;
+	ss__spin_learn(&w->spin_score, now - w->search_start, SS_SPIN_LONG_NS);
 }
 
 static struct ss_task *search(struct ss_worker *w, bool steal_mode,
@@ -223,8 +247,7 @@ static struct ss_task *search(struct ss_worker *w, bool steal_mode,
 	uint64_t now = w->search_start, deadline;
 	struct ss_task *t;
 
-	deadline = now + (w->spin_score >= SS_SCORE_ONE / 2 ? SS_SPIN_LONG_NS
-	                                                    : SS_SPIN_NS);
+	deadline = now + ss__spin_ns(w->spin_score, SS_SPIN_NS, SS_SPIN_LONG_NS);
 	for (unsigned i = 1;; i++) {
 		if ((t = find_local(w, ntask)) || (steal_mode && (t = steal(w)))) {
 			if (i > 8)  /* found before the first clock read: a hit */
