@@ -71,7 +71,7 @@ void ss__stats_print(void)
 	        "tasks_spawned=%llu tasks_completed=%llu tasks_cancelled=%llu "
 	        "preemptions=%llu compensations=%llu balancer_moves=%llu "
 	        "steals=%llu parks=%llu wakeups=%llu threads_created=%llu "
-	        "threads_exited=%llu peak_threads=%llu\n",
+	        "threads_exited=%llu peak_threads=%llu",
 	        (unsigned long long)s.threads, (unsigned long long)s.active_workers,
 	        (unsigned long long)s.blocked_workers,
 	        (unsigned long long)s.idle_workers,
@@ -87,12 +87,18 @@ void ss__stats_print(void)
 	        (unsigned long long)s.threads_created,
 	        (unsigned long long)s.threads_exited,
 	        (unsigned long long)s.peak_threads);
+	if (ss__stats_extra)
+		ss__stats_extra(stderr);
+	fputc('\n', stderr);
 }
+
+void (*ss__stats_extra)(FILE *f);
 
 /* SMOLSCALE_STATS=1: one line at exit (or at dlclose of the library). */
 __attribute__((destructor)) static void stats_at_exit(void)
 {
-	if (atomic_load_explicit(&ss__exec.started, memory_order_acquire) &&
+	if ((atomic_load_explicit(&ss__exec.started, memory_order_acquire) ||
+	     ss__stats_extra) &&
 	    ss__config()->stats)
 		ss__stats_print();
 }
