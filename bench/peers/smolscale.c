@@ -97,8 +97,27 @@ int peer_init(int threads)
 	return 0;
 }
 
+/* main runs on the calling thread, outside the pool, as a program's main
+ * thread would.  BENCH_MAIN_IN_TASK=1 runs it as a task instead (as the
+ * OpenMP peer runs it inside its parallel region): its spawns then go to
+ * its worker's ring and its joins run unstarted tasks inline.  For
+ * diagnosis, not the table: a main that sleeps (the pipelines' feeder)
+ * would hold a worker. */
 void peer_run(peer_fn main, void *arg)
 {
+	const char *in_task = getenv("BENCH_MAIN_IN_TASK");
+
+	if (in_task && strcmp(in_task, "1") == 0) {
+		struct call c = { main, arg };
+		ss_task *t = ss_spawn(run_call, &c);
+		int err;
+
+		if (!t)
+			fail("ss_spawn", errno);
+		if ((err = ss_join(t, NULL)))
+			fail("ss_join", err);
+		return;
+	}
 	main(arg);
 }
 
