@@ -25,9 +25,11 @@ _Static_assert(sizeof(void *) == 8, "handles need 64-bit pointers");
 #define MAX_CHUNKS 65536u
 #define CACHE_MAX 256u
 #define CACHE_REFILL 32u
-/* A joiner spins JOIN_SPIN_NS, or JOIN_SPIN_LONG_NS while its joins have
- * mostly ended within that (ss__spin_learn); a joiner on a worker at most
- * JOIN_SPIN_WORKER_NS, since the monitor takes over a worker that waits. */
+/* A joiner outside the pool spins JOIN_SPIN_NS, or JOIN_SPIN_LONG_NS while
+ * its joins have mostly ended within that (ss__spin_learn).  A joiner on a
+ * worker waits for a task that another worker runs, usually a child in
+ * fork-join code that ends within microseconds: it spins
+ * JOIN_SPIN_WORKER_NS, and beyond that the monitor takes its queue. */
 #define JOIN_SPIN_NS 2000u
 #define JOIN_SPIN_LONG_NS 50000u
 #define JOIN_SPIN_WORKER_NS 10000u
@@ -464,8 +466,9 @@ static __thread unsigned tls_join_score
 static void wait_done(struct ss_task *t, struct ss_worker *w)
 {
 	uint64_t start = ss__now_ns();
-	uint64_t long_ns = w ? JOIN_SPIN_WORKER_NS : JOIN_SPIN_LONG_NS;
-	uint64_t deadline = start + ss__spin_ns(tls_join_score, JOIN_SPIN_NS, long_ns);
+	uint64_t deadline = start + (w ? JOIN_SPIN_WORKER_NS
+	                               : ss__spin_ns(tls_join_score, JOIN_SPIN_NS,
+	                                             JOIN_SPIN_LONG_NS));
 	uint32_t zero = 0;
 
 	for (unsigned i = 1; atomic_load_explicit(&t->done_word,
@@ -485,7 +488,9 @@ static void wait_done(struct ss_task *t, struct ss_worker *w)
 		while (atomic_load_explicit(&t->done_word, memory_order_acquire) != 1)
 			ss__futex_wait(&t->done_word, 2, 0);
 	}
-	ss__spin_learn(&tls_join_score, ss__now_ns() - start, long_ns);
+	if (!w)
+		ss__spin_learn(&tls_join_score, ss__now_ns() - start,
+		               JOIN_SPIN_LONG_NS);
 }
 
 int ss_join(ss_task *h, void **result)
