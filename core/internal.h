@@ -227,6 +227,12 @@ struct ss_worker {
 	 * SS_BLOCKED_MON (the monitor); the worker counts once in
 	 * exec.nblocked while either is set.  seq_cst, see ss__block_mark. */
 	_Atomic uint32_t blocked;
+	/* The current task stands for a thread of its own (a rerouted
+	 * pthread, shim/pthread.c): the owner sets and clears it around the
+	 * task (ss__set_thread_like), the monitor reads it relaxed.  A
+	 * compensating thread for such a task needs no token: natively it
+	 * would have had its own thread anyway. */
+	_Atomic bool thread_like;
 	/* Futex word: 1 while parked, 0 once woken (set by the waker). */
 	_Atomic uint32_t park_word;
 	/* SS_SLOT_*; written under exec.lock, read relaxed by the balancer
@@ -283,6 +289,19 @@ SS_HIDDEN void ss__notify(void);
 /* Wake an idle worker or start one, for the monitor (may exceed the active
  * target only by compensating blocked workers; rate-limited). */
 SS_HIDDEN bool ss__grow(void);
+/* As ss__notify / ss__grow, for a blocked thread-like task: beyond the
+ * active target without taking a token (still capped by MAX_THREADS). */
+SS_HIDDEN void ss__notify_untokened(void);
+SS_HIDDEN bool ss__grow_untokened(void);
+/* On a worker: the current task stands for a thread (see thread_like). */
+SS_HIDDEN void ss__set_thread_like(bool on);
+/* Is the pool at MAX_THREADS with fewer active workers than its target,
+ * i.e. would it need a compensating thread it may not start?  A layer
+ * that can run work elsewhere (the pthread shim: a real thread) should. */
+SS_HIDDEN bool ss__pool_saturated(void);
+/* Set once by such a layer before the pool starts: the monitor calls it
+ * while the pool is saturated and work is queued. */
+SS_HIDDEN extern void (*ss__saturated_hook)(void);
 /* Under exec.lock: a thread above the active target exits. */
 SS_HIDDEN void ss__refund_token_locked(void);
 /* Park w (counted as searching) until woken; true if it timed out idle

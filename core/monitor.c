@@ -32,6 +32,8 @@
 
 #include "internal.h"
 
+void (*ss__saturated_hook)(void);
+
 static uint64_t thread_cpu_ns(struct ss_worker *w)
 {
 	struct timespec ts;
@@ -103,14 +105,24 @@ static bool monitor_pass(struct ss_exec *e, uint64_t stall_ns)
 			continue;
 		if (off && !atomic_load_explicit(&w->blocked, memory_order_relaxed))
 			mark_blocked_if_same(w, tick);
+		/* A blocked rerouted thread: natively it had a thread of its
+		 * own, so its replacement takes no token (threads waiting on a
+		 * barrier must all get to it). */
+		void (*notify)(void) =
+			off && atomic_load_explicit(&w->thread_like, memory_order_relaxed)
+				? ss__notify_untokened : ss__notify;
 		if (ss__worker_handoff(w)) {
 			atomic_fetch_add_explicit(&e->preemptions, 1,
 			                          memory_order_relaxed);
-			ss__notify();
+			notify();
 		} else if (starving) {
-			ss__notify();
+			notify();
 		}
 	}
+	/* A pool at MAX_THREADS whose workers block cannot compensate: a
+	 * layer above may run its queued work elsewhere. */
+	if (ss__saturated_hook && ss__gq_len() > 0 && ss__pool_saturated())
+		ss__saturated_hook();
 	/* Safety net: queued work and nobody looking for it (after a failed
 	 * thread creation, once its back-off has passed). */
 	if (ss__gq_len() > 0 && atomic_load(&e->nsearching) == 0)

@@ -153,6 +153,27 @@ void ss__notify(void)
 		ss__grow();
 }
 
+void ss__notify_untokened(void)
+{
+	struct ss_exec *e = &ss__exec;
+
+	if (atomic_load(&e->nsearching) > 0)
+		return;
+	if (!wake_one())
+		ss__grow_untokened();
+}
+
+bool ss__pool_saturated(void)
+{
+	struct ss_exec *e = &ss__exec;
+	const struct ss_config *c = ss__config();
+	int32_t n = atomic_load_explicit(&e->nthreads, memory_order_relaxed);
+
+	return n >= (int32_t)c->max_threads &&
+	       n - atomic_load_explicit(&e->nblocked, memory_order_relaxed) <
+	               (int32_t)c->threads;
+}
+
 /* Under e->lock: may one more thread start beyond the active target?  A
  * token bucket: a burst of max(4, CPUs), then 10 threads a second; a
  * thread above the target that exits gives its token back, so the bucket
@@ -190,7 +211,7 @@ static bool take_token_locked(struct ss_exec *e, uint64_t now)
 	return true;
 }
 
-bool ss__grow(void)
+static bool grow(bool untokened)
 {
 	struct ss_exec *e = &ss__exec;
 	const struct ss_config *c = ss__config();
@@ -205,7 +226,7 @@ bool ss__grow(void)
 	active = n - atomic_load(&e->nblocked);
 	if (now >= e->backoff_until_ns && active < (int32_t)c->threads &&
 	    n < (int32_t)c->max_threads &&
-	    (n < (int32_t)c->threads || take_token_locked(e, now))) {
+	    (n < (int32_t)c->threads || untokened || take_token_locked(e, now))) {
 		ok = ss__start_worker_locked(true) == 0;
 		if (ok && n >= (int32_t)c->threads)
 			atomic_fetch_add_explicit(&e->compensations, 1,
@@ -213,6 +234,16 @@ bool ss__grow(void)
 	}
 	pthread_mutex_unlock(&e->lock);
 	return ok;
+}
+
+bool ss__grow(void)
+{
+	return grow(false);
+}
+
+bool ss__grow_untokened(void)
+{
+	return grow(true);
 }
 
 /* ---------------------------------------------------------- parking */

@@ -150,6 +150,14 @@ static bool retire_if_above_target(struct ss_exec *e, struct ss_worker *w)
 	return retire;
 }
 
+void ss__set_thread_like(bool on)
+{
+	struct ss_worker *w = tls_worker;
+
+	if (w)
+		atomic_store_explicit(&w->thread_like, on, memory_order_relaxed);
+}
+
 bool ss__worker_abandon(void)
 {
 	struct ss_exec *e = &ss__exec;
@@ -165,6 +173,7 @@ bool ss__worker_abandon(void)
 	if (atomic_exchange(&w->blocked, 0))
 		atomic_fetch_sub(&e->nblocked, 1);
 	w->blocking_depth = 0;
+	atomic_store_explicit(&w->thread_like, false, memory_order_relaxed);
 	/* Leave as a retiring worker does, without a token refund: the pool
 	 * is now below its target and ss__grow() may replace this thread. */
 	pthread_mutex_lock(&e->lock);
