@@ -1,0 +1,1587 @@
+/*
+ * pthread.c - the pthread layer: threads that become tasks.
+ *
+ * With SMOLSCALE_PTHREAD=1, pthread_create() of a routable thread (below)
+ * takes a record, hands back a handle that names it, and spawns a core
+ * task that runs the start routine inside a trampoline.  Everything that
+ * takes a pthread_t looks at the handle first: a rerouted thread's is
+ * served here, any other goes to glibc untouched.  Routing is off by
+ * default, and every doubt (a sanitizer runtime, attributes that cannot be
+ * honoured, a core that cannot start) passes the call to the real
+ * function.
+ *
+ * Handles.  A record is 64-byte aligned and never freed (type-stable, in
+ * chunks), so a handle is its address with bit 0 set and bits 1-5 holding
+ * the low bits of the record's generation.  glibc's pthread_t is the
+ * address of its struct pthread, which is aligned: a handle can never
+ * equal a real pthread_t, and a stale handle (the record was joined and
+ * reused) is refused with ESRCH 31 times out of 32 instead of naming the
+ * new thread.  Records are never unmapped, so even a stale handle is safe
+ * to look at.
+ *
+ * One record's life, in its state word (the futex joiners sleep on):
+ *
+ *   QUEUED --(trampoline starts it)--> RUNNING --(start routine returned,
+ *   or its thread is being unwound)--> FINISHING --> DONE
+ *   QUEUED with CANCEL_REQ --(trampoline)--> DONE (PTHREAD_CANCELED)
+ *
+ * The phase changes from QUEUED and from RUNNING are made under the
+ * record's lock, so that pthread_cancel(), pthread_kill() and the
+ * functions that pass the worker's pthread_t to glibc see a phase that
+ * cannot move under them: while they hold the lock in RUNNING, the worker
+ * thread is still inside this record's run (it takes the lock to leave
+ * RUNNING, even when it is being unwound).  The flags DETACHED, JOINING
+ * and WAITERS change by CAS; whoever sees both DONE and DETACHED (the
+ * trampoline or pthread_detach) frees the record, and the one JOINING
+ * caller frees it after DONE.
+ *
+ * Semantics kept for a rerouted thread (DESIGN.md, RESEARCH.md 4.4-4.9):
+ *  - pthread_self() inside it returns its handle (this thread's TLS).
+ *  - Its signal mask is its creator's (or the attribute's), set on the
+ *    worker while it runs; signals sent to it before it started are raised
+ *    when it starts.
+ *  - pthread_exit() from any depth and cancellation are glibc's own forced
+ *    unwind, which runs the thread's cleanup handlers and C++ destructors.
+ *    The trampoline's cleanup frame stops nothing: it finishes the record
+ *    (the value, or PTHREAD_CANCELED), runs the key destructors, and takes
+ *    the worker out of the pool (ss__worker_abandon); glibc then ends the
+ *    worker thread, which it has marked as exiting for good, and the pool
+ *    starts a replacement when work is queued.
+ *  - Thread-specific data: keys are created by glibc (interposed to learn
+ *    their destructors); at the end of a rerouted thread its values get
+ *    glibc's destructor rounds (PTHREAD_DESTRUCTOR_ITERATIONS) and are set
+ *    back to NULL, so the next rerouted thread on that worker starts with
+ *    NULL.  __thread / thread_local variables are the worker's and persist
+ *    from one rerouted thread to the next: that is documented, and the
+ *    SMOLSCALE_PTHREAD_ONLY/SKIP patterns keep such threads real.
+ *  - Cancellation: of a thread not started yet, it never runs and joins as
+ *    PTHREAD_CANCELED; of a running one, glibc's pthread_cancel() goes to
+ *    the worker while the record's lock pins it to this thread, and acts
+ *    at the thread's cancellation points as for a real thread.  If it
+ *    returns before acting on it, the trampoline consumes the request
+ *    (the joiner still gets the returned value) so it cannot hit the next
+ *    task; the worker then leaves the pool.
+ *  - A join from a worker tells the core it blocks (ss_blocking_begin), so
+ *    the joiner's queued work, often the joined thread, moves at once.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "shim.h"
+
+/* ------------------------------------------------------------ records */
+
+#define PT_MAGIC 0x73737074u    /* "sspt" */
+#define PT_CHUNK 64
+
+/* state: the phase in the low two bits, then flags. */
+#define PH_MASK 3u
+#define PH_QUEUED 0u
+#define PH_RUNNING 1u
+#define PH_FINISHING 2u
+#define PH_DONE 3u
+#define F_DETACHED (1u << 2)    /* detached: the end frees the record */
+#define F_JOINING (1u << 3)     /* a joiner claimed it */
+#define F_WAITERS (1u << 4)     /* a joiner sleeps on the futex */
+#define F_CANCEL_REQ (1u << 5)  /* cancelled before it started */
+#define F_CANCEL_SENT (1u << 6) /* glibc's cancel went to the worker */
+#define F_EXITING (1u << 7)     /* it called pthread_exit */
+#define F_FREE (1u << 8)        /* on the free list */
+#define F_SPILLED (1u << 9)     /* ran outside its core task: on a real
+                                 * thread (spill) or inline in its joiner */
+#define PH(s) ((s) & PH_MASK)
+
+struct ss_pt {
+	uint32_t magic;         /* PT_MAGIC, set once */
+	uint32_t gen;           /* bumped when freed; under pool_lock */
+	_Atomic uint32_t state; /* the life above; the joiners' futex */
+	/* Two references: the thread's (dropped by its join, or at the end
+	 * of a detached thread) and the core task's (dropped when the task
+	 * has run, whether it ran the thread or found it spilled).  The
+	 * record is freed when both are gone, so a queued task never finds
+	 * its record reused by another thread. */
+	atomic_uint refs;
+
+	/* Written by the creator before the task is spawned (the spawn
+	 * publishes them), read by the trampoline. */
+	void *(*fn)(void *);
+	void *arg;
+	sigset_t mask;
+
+	/* Written by the thread itself before DONE (release), read by the
+	 * joiner after it (acquire). */
+	void *result;
+	void *exit_value;       /* pthread_exit's argument */
+
+	/* Under lock. */
+	pthread_mutex_t lock;
+	pthread_t worker;       /* the worker running it, while RUNNING */
+	uint64_t pending;       /* signals sent before it started: bit sig-1 */
+	bool killed;            /* a signal was sent to its worker */
+	unsigned inline_depth;  /* it runs a thread it joins inline (join) */
+	bool cancel_deferred;   /* cancelled meanwhile: sent when it resumes */
+	bool named;
+	char name[16];
+
+	struct ss_pt *next_free; /* under pool_lock */
+} __attribute__((aligned(64)));
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ss_pt *pool_free;
+/* Every chunk, for the spill scan: appended under pool_lock, the count
+ * published with release after the pointer. */
+#define PT_MAX_CHUNKS 65536
+static struct ss_pt *chunks[PT_MAX_CHUNKS];
+static atomic_uint nchunks;
+
+static struct ss_pt *rec_alloc(void)
+{
+	struct ss_pt *t;
+
+	pthread_mutex_lock(&pool_lock);
+	if (!pool_free) {
+		struct ss_pt *c;
+		unsigned nc = atomic_load_explicit(&nchunks, memory_order_relaxed);
+
+		if (nc == PT_MAX_CHUNKS ||
+		    posix_memalign((void **)&c, 64, PT_CHUNK * sizeof *c) != 0) {
+			pthread_mutex_unlock(&pool_lock);
+			return NULL;
+		}
+		memset(c, 0, PT_CHUNK * sizeof *c);
+		for (int i = 0; i < PT_CHUNK; i++) {
+			c[i].magic = PT_MAGIC;
+			pthread_mutex_init(&c[i].lock, NULL);
+			atomic_init(&c[i].state, F_FREE);
+			c[i].next_free = i + 1 < PT_CHUNK ? &c[i + 1] : NULL;
+		}
+		pool_free = c;
+		chunks[nc] = c;
+		atomic_store_explicit(&nchunks, nc + 1, memory_order_release);
+	}
+	t = pool_free;
+	pool_free = t->next_free;
+	pthread_mutex_unlock(&pool_lock);
+	return t;
+}
+
+static void rec_free(struct ss_pt *t)
+{
+	pthread_mutex_lock(&pool_lock);
+	t->gen++;
+	atomic_store_explicit(&t->state, F_FREE, memory_order_relaxed);
+	t->next_free = pool_free;
+	pool_free = t;
+	pthread_mutex_unlock(&pool_lock);
+}
+
+static void rec_put(struct ss_pt *t)
+{
+	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+		rec_free(t);
+}
+
+static pthread_t handle_of(const struct ss_pt *t)
+{
+	return (pthread_t)((uintptr_t)t | ((t->gen & 31u) << 1) | 1u);
+}
+
+enum { REAL_THREAD, OURS, STALE };
+
+/* Which kind of pthread_t th is; for OURS, *out is its record. */
+static int lookup(pthread_t th, struct ss_pt **out)
+{
+	uintptr_t v = (uintptr_t)th;
+	struct ss_pt *t = (struct ss_pt *)(v & ~(uintptr_t)63);
+
+	if (!(v & 1))
+		return REAL_THREAD;
+	if (t->magic != PT_MAGIC || ((v >> 1) & 31u) != (t->gen & 31u) ||
+	    (atomic_load_explicit(&t->state, memory_order_acquire) & F_FREE))
+		return STALE;
+	*out = t;
+	return OURS;
+}
+
+/* ------------------------------------------------------------ config */
+
+static struct {
+	bool route;             /* SMOLSCALE_PTHREAD=1 */
+	bool sanitizer;         /* a sanitizer runtime is loaded */
+	char **only, **skip;    /* NULL-terminated glob lists, or NULL */
+	size_t worker_stack;    /* the workers' stack size */
+} cfg;
+
+static pthread_once_t cfg_once = PTHREAD_ONCE_INIT;
+static atomic_ulong n_rerouted, n_real, n_spilled, n_inline;
+
+/* "a, b*,c" -> {"a", "b*", "c", NULL}; NULL when there is no pattern. */
+static char **patterns(const char *name)
+{
+	const char *s = getenv(name);
+	char *copy, *p, **list;
+	size_t n = 1;
+
+	if (!s || !*s)
+		return NULL;
+	for (const char *q = s; *q; q++)
+		n += *q == ',';
+	copy = strdup(s);
+	list = calloc(n + 1, sizeof *list);
+	if (!copy || !list) {
+		free(copy);
+		free(list);
+		fprintf(stderr, "smolscale: out of memory reading %s; ignoring it\n",
+		        name);
+		return NULL;
+	}
+	n = 0;
+	char *save = NULL;
+	for (p = strtok_r(copy, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		for (char *e = p + strlen(p); e > p && (e[-1] == ' ' || e[-1] == '\t');)
+			*--e = '\0';
+		if (*p)
+			list[n++] = p;
+	}
+	if (!n) {
+		free(copy);
+		free(list);
+		return NULL;
+	}
+	return list;
+}
+
+static void spill_queued(void);
+
+static void stats_extra(FILE *f)
+{
+	fprintf(f, " pthreads_rerouted=%lu pthreads_real=%lu pthreads_spilled=%lu"
+	           " pthreads_inline=%lu",
+	        atomic_load_explicit(&n_rerouted, memory_order_relaxed),
+	        atomic_load_explicit(&n_real, memory_order_relaxed),
+	        atomic_load_explicit(&n_spilled, memory_order_relaxed),
+	        atomic_load_explicit(&n_inline, memory_order_relaxed));
+}
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&pool_lock);
+}
+
+static void fork_release(void)
+{
+	pthread_mutex_unlock(&pool_lock);
+}
+
+static void cfg_read(void)
+{
+	const char *s = getenv("SMOLSCALE_PTHREAD");
+	pthread_attr_t a;
+
+	if (s && *s && strcmp(s, "0") != 0 && strcmp(s, "1") != 0)
+		fprintf(stderr,
+		        "smolscale: SMOLSCALE_PTHREAD=\"%.64s\" is not 0 or 1; "
+		        "using the default 0\n", s);
+	cfg.route = s && strcmp(s, "1") == 0;
+	cfg.only = patterns("SMOLSCALE_PTHREAD_ONLY");
+	cfg.skip = patterns("SMOLSCALE_PTHREAD_SKIP");
+	/* The sanitizers intercept pthread_create themselves and wrap the
+	 * start routine in their own: such a thread must stay real. */
+	cfg.sanitizer = dlsym(RTLD_DEFAULT, "__asan_init") ||
+	                dlsym(RTLD_DEFAULT, "__tsan_init") ||
+	                dlsym(RTLD_DEFAULT, "__msan_init") ||
+	                dlsym(RTLD_DEFAULT, "__hwasan_init");
+	/* Workers are created with default attributes (core/thread.c). */
+	cfg.worker_stack = 0;
+	if (pthread_getattr_default_np(&a) == 0) {
+		pthread_attr_getstacksize(&a, &cfg.worker_stack);
+		pthread_attr_destroy(&a);
+	}
+	/* The core's own threads bypass the interposed pthread_create. */
+	ss__real_resolve();
+	if (ss__real.pthread_create)
+		ss__real_pthread_create = ss__real.pthread_create;
+	else
+		cfg.route = false;
+	ss__stats_extra = stats_extra;
+	ss__saturated_hook = spill_queued;
+	pthread_atfork(fork_prepare, fork_release, fork_release);
+}
+
+void ss__pt_init(void)
+{
+	pthread_once(&cfg_once, cfg_read);
+}
+
+/* ------------------------------------------------------------ routing */
+
+static bool match_any(char **list, const char *name)
+{
+	for (; *list; list++)
+		if (fnmatch(*list, name, 0) == 0)
+			return true;
+	return false;
+}
+
+/* Pattern verdicts per start routine: dladdr costs microseconds. */
+#define VERDICTS 256
+static struct {
+	void *fn;
+	bool route;
+} verdicts[VERDICTS];
+static pthread_mutex_t verdict_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool patterns_allow(void *(*fn)(void *))
+{
+	unsigned h = (unsigned)(((uintptr_t)fn >> 4) * 2654435761u) % VERDICTS;
+	Dl_info info;
+	const char *name = "";
+	bool route;
+
+	pthread_mutex_lock(&verdict_lock);
+	if (verdicts[h].fn == (void *)fn) {
+		route = verdicts[h].route;
+		pthread_mutex_unlock(&verdict_lock);
+		return route;
+	}
+	pthread_mutex_unlock(&verdict_lock);
+	if (dladdr((void *)fn, &info) && info.dli_sname &&
+	    info.dli_saddr == (void *)fn)
+		name = info.dli_sname;
+	route = (!cfg.only || match_any(cfg.only, name)) &&
+	        !(cfg.skip && match_any(cfg.skip, name));
+	pthread_mutex_lock(&verdict_lock);
+	verdicts[h].fn = (void *)fn;
+	verdicts[h].route = route;
+	pthread_mutex_unlock(&verdict_lock);
+	return route;
+}
+
+/* Can a task on a worker honour these attributes? */
+static bool attr_routable(const pthread_attr_t *attr)
+{
+	void *addr = NULL;
+	size_t size = 0;
+	int inherit = PTHREAD_INHERIT_SCHED;
+	cpu_set_t set;
+
+	if (!attr)
+		return true;
+	if (pthread_attr_getinheritsched(attr, &inherit) != 0 ||
+	    inherit == PTHREAD_EXPLICIT_SCHED)
+		return false;
+	/* A caller-supplied stack.  glibc's pthread_attr_getstack returns the
+	 * stored top minus the size, so without a stack it gives -size and
+	 * the sum is 0 (pthread_attr_getstackaddr says it directly but is
+	 * deprecated, with a link-time warning). */
+	if (pthread_attr_getstack(attr, &addr, &size) != 0 ||
+	    (uintptr_t)addr + size != 0)
+		return false;
+	if (pthread_attr_getstacksize(attr, &size) != 0 ||
+	    (cfg.worker_stack && size > cfg.worker_stack))
+		return false;
+	/* glibc fills the set with every CPU when no affinity was given. */
+	if (pthread_attr_getaffinity_np(attr, sizeof set, &set) != 0 ||
+	    CPU_COUNT(&set) != CPU_SETSIZE)
+		return false;
+	return true;
+}
+
+/* ------------------------------------------------------------ futex */
+
+static int futex_wait_abs(_Atomic uint32_t *w, uint32_t val, clockid_t clk,
+                          const struct timespec *abs)
+{
+	int op = FUTEX_WAIT_BITSET_PRIVATE |
+	         (abs && clk == CLOCK_REALTIME ? FUTEX_CLOCK_REALTIME : 0);
+
+	if (syscall(SYS_futex, w, op, val, abs, NULL, FUTEX_BITSET_MATCH_ANY) == 0)
+		return 0;
+	return errno;
+}
+
+static void futex_wake_all(_Atomic uint32_t *w)
+{
+	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* ------------------------------------------------------------ keys */
+
+/* The destructors of the keys the program created (through the
+ * interposed pthread_key_create), and 1 + the highest such key.  glibc
+ * holds the values; these only say which keys to clear and how.  dtor is
+ * stored before live (release) and read after it (acquire). */
+static struct {
+	_Atomic(void (*)(void *)) dtor;
+	atomic_bool live;
+} keys[PTHREAD_KEYS_MAX];
+static atomic_uint keys_hi;
+
+int ss__pt_key_create(pthread_key_t *key, void (*destructor)(void *))
+{
+	int (*real)(pthread_key_t *, void (*)(void *)) = SS_REAL(pthread_key_create);
+	int rc;
+
+	if (!real)
+		return ENOSYS;
+	rc = real(key, destructor);
+	if (rc == 0 && *key < PTHREAD_KEYS_MAX) {
+		unsigned hi = atomic_load(&keys_hi);
+
+		atomic_store_explicit(&keys[*key].dtor, destructor,
+		                      memory_order_relaxed);
+		atomic_store_explicit(&keys[*key].live, true, memory_order_release);
+		while (hi < *key + 1 &&
+		       !atomic_compare_exchange_weak(&keys_hi, &hi, *key + 1))
+			;
+	}
+	return rc;
+}
+
+int ss__pt_key_delete(pthread_key_t key)
+{
+	int (*real)(pthread_key_t) = SS_REAL(pthread_key_delete);
+	int rc;
+
+	if (!real)
+		return ENOSYS;
+	if (key < PTHREAD_KEYS_MAX)
+		atomic_store_explicit(&keys[key].live, false, memory_order_release);
+	rc = real(key);
+	return rc;
+}
+
+/* At the end of a rerouted thread: what glibc does at a thread's exit
+ * (nptl_deallocate_tsd), then every value back to NULL. */
+static void keys_destroy(void)
+{
+	unsigned hi = atomic_load_explicit(&keys_hi, memory_order_acquire);
+	bool again = true;
+
+	for (int round = 0; again && round < PTHREAD_DESTRUCTOR_ITERATIONS; round++) {
+		again = false;
+		for (unsigned k = 0; k < hi; k++) {
+			void (*d)(void *);
+			void *v;
+
+			if (!atomic_load_explicit(&keys[k].live, memory_order_acquire) ||
+			    !(v = pthread_getspecific(k)))
+				continue;
+			d = atomic_load_explicit(&keys[k].dtor, memory_order_relaxed);
+			pthread_setspecific(k, NULL);
+			if (d) {
+				d(v);
+				again = true;
+			}
+		}
+	}
+	if (again)
+		for (unsigned k = 0; k < hi; k++)
+			if (atomic_load_explicit(&keys[k].live, memory_order_acquire) &&
+			    pthread_getspecific(k))
+				pthread_setspecific(k, NULL);
+}
+
+/* ------------------------------------------------------------ running */
+
+static __thread struct ss_pt *tls_cur __attribute__((tls_model("initial-exec")));
+
+/* RUNNING -> FINISHING under the lock; returns the state before. */
+static uint32_t leave_running(struct ss_pt *t)
+{
+	uint32_t s;
+
+	pthread_mutex_lock(&t->lock);
+	s = atomic_load_explicit(&t->state, memory_order_relaxed);
+	while (PH(s) == PH_RUNNING &&
+	       !atomic_compare_exchange_weak_explicit(
+		       &t->state, &s, (s & ~PH_MASK) | PH_FINISHING,
+		       memory_order_relaxed, memory_order_relaxed))
+		;
+	pthread_mutex_unlock(&t->lock);
+	return s;
+}
+
+/* ------------------------------------------------------------ process end */
+
+/*
+ * A process ends when its last thread does: a program whose main() ends
+ * with pthread_exit() lives on until its other threads have finished,
+ * then exits with status 0 (glibc calls exit(0) in the last thread).
+ * Under the shim the workers would keep it alive for ever, so while
+ * routing is on the shim counts the threads the program has (rerouted
+ * ones until they finish, real ones it created through a counting
+ * wrapper) and, once main has exited, the last of them calls exit(0).
+ * A reaper thread joins the main thread to learn that it has exited
+ * (pthread_exit from main ends only main).  live is seq_cst against
+ * main_exited: the last thread and the reaper each see the other's
+ * write, so at least one of them exits; `exiting` lets only one.
+ */
+static atomic_long live;
+static atomic_bool main_exited, exiting;
+
+static void exit_if_last(void)
+{
+	bool no = false;
+
+	if (atomic_load(&live) == 0 && atomic_load(&main_exited) &&
+	    atomic_compare_exchange_strong(&exiting, &no, true))
+		exit(0);
+}
+
+static void thread_gone(void)
+{
+	if (atomic_fetch_sub(&live, 1) == 1)
+		exit_if_last();
+}
+
+static void *reaper(void *main_thread)
+{
+	ss__real.pthread_join((pthread_t)main_thread, NULL);
+	atomic_store(&main_exited, true);
+	exit_if_last();
+	return NULL;
+}
+
+struct real_start {
+	void *(*fn)(void *);
+	void *arg;
+};
+
+static void real_gone(void *unused)
+{
+	(void)unused;
+	thread_gone();
+}
+
+/* The start routine of a real thread created while routing is on. */
+static void *real_counted(void *p)
+{
+	struct real_start rs = *(struct real_start *)p;
+	void *r;
+
+	free(p);
+	pthread_cleanup_push(real_gone, NULL);
+	r = rs.fn(rs.arg);
+	pthread_cleanup_pop(1);
+	return r;
+}
+
+/* -> DONE: the result is published (release); wake the joiner, or drop
+ * the thread's reference if it is detached; `task_ref`: also drop the
+ * core task's (the thread ran in its task). */
+static void finish(struct ss_pt *t, bool task_ref)
+{
+	uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+
+	while (!atomic_compare_exchange_weak_explicit(
+		       &t->state, &s, (s & ~PH_MASK) | PH_DONE,
+		       memory_order_release, memory_order_relaxed))
+		;
+	if (s & F_DETACHED)
+		rec_put(t);
+	else if (s & F_WAITERS)
+		futex_wake_all(&t->state); /* a spurious wake if t is reused */
+	if (task_ref)
+		rec_put(t);
+	thread_gone();
+}
+
+/* Put the worker back as the core left it, after the thread's end. */
+static void leave_thread(struct ss_pt *t)
+{
+	sigset_t all;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	keys_destroy();
+	tls_cur = NULL;
+	ss__set_thread_like(false);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, NULL);
+	if (t->killed) {
+		/* A signal sent to it that its mask kept pending would reach
+		 * the next thread on this worker: drop it, as a thread's exit
+		 * does (process-directed signals of the same number are
+		 * taken too; they are rare in practice). */
+		struct timespec zero = { 0, 0 };
+		sigset_t pend;
+
+		if (sigpending(&pend) == 0)
+			while (sigtimedwait(&pend, NULL, &zero) > 0)
+				;
+	}
+	pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, NULL);
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+}
+
+/* The trampoline's cleanup frame: the thread is being unwound away by
+ * pthread_exit() or cancellation; glibc ends the worker thread after. */
+static void unwound(void *p)
+{
+	struct ss_pt *t = p;
+	uint32_t s = leave_running(t);
+
+	if (PH(s) == PH_RUNNING)
+		t->result = s & F_EXITING ? t->exit_value : PTHREAD_CANCELED;
+	/* else FINISHING: a cancel consumed after the return; the value
+	 * the start routine returned stands. */
+	leave_thread(t);
+	if (s & F_SPILLED) {
+		/* A real thread of its own: glibc simply ends it. */
+		finish(t, false);
+		return;
+	}
+	finish(t, true);
+	if (!ss__worker_abandon())
+		fprintf(stderr, "smolscale: a rerouted thread ended inside a "
+		                "nested task; its worker is lost\n");
+}
+
+static __attribute__((noinline)) void run_body(struct ss_pt *t)
+{
+	pthread_cleanup_push(unwound, t);
+	t->result = t->fn(t->arg);
+	if (leave_running(t) & F_CANCEL_SENT) {
+		/* Cancelled while it ran, returned before acting on it: the
+		 * request is still pending on this worker.  Take it here,
+		 * inside our frame, rather than in the next task. */
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+		pthread_testcancel();
+	}
+	pthread_cleanup_pop(0);
+}
+
+static void *trampoline(void *p)
+{
+	struct ss_pt *t = p;
+	uint64_t pending;
+	uint32_t s;
+
+	pthread_mutex_lock(&t->lock);
+	s = atomic_load_explicit(&t->state, memory_order_relaxed);
+	if (s & F_SPILLED) {
+		/* It ran elsewhere: on a real thread (the monitor found the
+		 * pool full, spill below) or inline in its joiner
+		 * (run_inline): only our reference is left. */
+		pthread_mutex_unlock(&t->lock);
+		rec_put(t);
+		return NULL;
+	}
+	if (s & F_CANCEL_REQ) {
+		pthread_mutex_unlock(&t->lock);
+		t->result = PTHREAD_CANCELED;
+		finish(t, true);
+		return NULL;
+	}
+	t->worker = ss__real.pthread_self();
+	while (!atomic_compare_exchange_weak_explicit(
+		       &t->state, &s, (s & ~PH_MASK) | PH_RUNNING,
+		       memory_order_relaxed, memory_order_relaxed))
+		;
+	pending = t->pending;
+	t->pending = 0;
+	pthread_mutex_unlock(&t->lock);
+
+	tls_cur = t;
+	ss__set_thread_like(true);
+	/* A new thread's cancellation state and type. */
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, NULL);
+	pthread_sigmask(SIG_SETMASK, &t->mask, NULL);
+	for (int sig = 1; pending; sig++, pending >>= 1)
+		if (pending & 1) {
+			t->killed = true;
+			ss__real.pthread_kill(t->worker, sig);
+		}
+	run_body(t);
+	leave_thread(t);
+	finish(t, true);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ spill */
+
+/*
+ * Threads that wait for each other need all of their number running: a
+ * barrier of 1,000 threads never opens on a pool capped at MAX_THREADS
+ * workers.  When the monitor finds the pool at its cap with fewer active
+ * workers than its target (ss__pool_saturated), it calls spill_queued():
+ * every rerouted thread still queued then starts on a real thread of its
+ * own, as it would have natively.  Its core task, when it runs, finds it
+ * SPILLED and only drops its reference.
+ */
+static void *spill_main(void *p)
+{
+	struct ss_pt *t = p;
+	uint64_t pending;
+
+	/* After spill_queued() set RUNNING and the worker. */
+	pthread_mutex_lock(&t->lock);
+	pending = t->pending;
+	t->pending = 0;
+	pthread_mutex_unlock(&t->lock);
+	tls_cur = t;
+	pthread_sigmask(SIG_SETMASK, &t->mask, NULL);
+	for (int sig = 1; pending; sig++, pending >>= 1)
+		if (pending & 1) {
+			t->killed = true;
+			ss__real.pthread_kill(ss__real.pthread_self(), sig);
+		}
+	run_body(t);
+	leave_thread(t);
+	finish(t, false);
+	return NULL;
+}
+
+static void spill_queued(void)
+{
+	unsigned nc = atomic_load_explicit(&nchunks, memory_order_acquire);
+	pthread_attr_t attr;
+	sigset_t all, old;
+
+	if (pthread_attr_init(&attr) != 0)
+		return;
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* The thread sets its own mask; start it with every signal blocked
+	 * rather than the monitor's. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (unsigned c = 0; c < nc; c++)
+		for (int i = 0; i < PT_CHUNK; i++) {
+			struct ss_pt *t = &chunks[c][i];
+			uint32_t s = atomic_load_explicit(&t->state,
+			                                  memory_order_relaxed);
+			pthread_t th;
+
+			if ((s & (F_FREE | F_CANCEL_REQ)) || PH(s) != PH_QUEUED)
+				continue;
+			pthread_mutex_lock(&t->lock);
+			s = atomic_load_explicit(&t->state, memory_order_relaxed);
+			if (!(s & (F_FREE | F_CANCEL_REQ)) && PH(s) == PH_QUEUED &&
+			    ss__real.pthread_create(&th, &attr, spill_main, t) == 0) {
+				t->worker = th;
+				atomic_fetch_add_explicit(&n_spilled, 1,
+				                          memory_order_relaxed);
+				while (!atomic_compare_exchange_weak_explicit(
+					       &t->state, &s,
+					       (s & ~PH_MASK) | PH_RUNNING | F_SPILLED,
+					       memory_order_relaxed, memory_order_relaxed))
+					;
+			}
+			pthread_mutex_unlock(&t->lock);
+		}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+}
+
+/* ------------------------------------------------------------ create */
+
+int ss__pt_create(pthread_t *th, const pthread_attr_t *attr,
+                  void *(*fn)(void *), void *arg)
+{
+	int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
+	            void *) = SS_REAL(pthread_create);
+	int detach = PTHREAD_CREATE_JOINABLE;
+	struct ss_pt *t;
+	ss_task *task;
+
+	if (!real)
+		return ENOSYS;
+	ss__pt_init();
+	if (!cfg.route || cfg.sanitizer || !th || !fn || !attr_routable(attr) ||
+	    ((cfg.only || cfg.skip) && !patterns_allow(fn)) ||
+	    (attr && pthread_attr_getdetachstate(attr, &detach) != 0) ||
+	    ss__pool_saturated() || !(t = rec_alloc()))
+		goto real;
+
+	t->fn = fn;
+	t->arg = arg;
+	t->result = t->exit_value = NULL;
+	t->pending = 0;
+	t->killed = t->named = t->cancel_deferred = false;
+	t->inline_depth = 0;
+	atomic_store_explicit(&t->refs, 2, memory_order_relaxed);
+	/* The attribute's mask if it has one (else the call returns
+	 * PTHREAD_ATTR_NO_SIGMASK_NP), else the creator's, as for a thread. */
+	if (!attr || pthread_attr_getsigmask_np(attr, &t->mask) != 0)
+		pthread_sigmask(SIG_BLOCK, NULL, &t->mask);
+	atomic_store_explicit(&t->state,
+	                      PH_QUEUED | (detach == PTHREAD_CREATE_DETACHED ?
+	                                   F_DETACHED : 0),
+	                      memory_order_relaxed);
+	/* glibc stores the handle before the thread can run; so do we. */
+	*th = handle_of(t);
+	atomic_fetch_add(&live, 1);
+	task = ss_spawn(trampoline, t);
+	if (!task) {
+		atomic_fetch_sub(&live, 1);
+		rec_free(t);
+		goto real;
+	}
+	ss_detach(task);
+	atomic_fetch_add_explicit(&n_rerouted, 1, memory_order_relaxed);
+	return 0;
+real:
+	atomic_fetch_add_explicit(&n_real, 1, memory_order_relaxed);
+	if (cfg.route && !cfg.sanitizer && fn) {
+		struct real_start *rs = malloc(sizeof *rs);
+		int rc;
+
+		if (rs) {
+			rs->fn = fn;
+			rs->arg = arg;
+			atomic_fetch_add(&live, 1);
+			rc = real(th, attr, real_counted, rs);
+			if (rc != 0) {
+				atomic_fetch_sub(&live, 1);
+				free(rs);
+			}
+			return rc;
+		}
+	}
+	return real(th, attr, fn, arg);
+}
+
+/* ------------------------------------------------------------ join, detach */
+
+/* Clears JOINING when a joiner leaves without the thread (timeout, or its
+ * own cancellation): the thread stays joinable. */
+static void unclaim(void *p)
+{
+	struct ss_pt *t = p;
+	uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+
+	while (!atomic_compare_exchange_weak_explicit(
+		       &t->state, &s, s & ~(F_JOINING | F_WAITERS),
+		       memory_order_relaxed, memory_order_relaxed))
+		;
+	/* If it finished meanwhile, DONE without a joiner is fine: a later
+	 * join or detach frees it. */
+}
+
+/* How long a joiner spins before it sleeps: long (JOIN_SPIN_LONG_NS) while
+ * its joins have mostly ended within that long, briefly otherwise, as the
+ * core's joins (ss__spin_learn, core/internal.h).  A short thread ends a
+ * few microseconds after its join begins while a worker is awake, but once
+ * both sides sleep each join costs a wake-up on each side (tens of
+ * microseconds in a VM); spinning that long is what keeps them awake. */
+#define JOIN_SPIN_NS 2000u
+#define JOIN_SPIN_LONG_NS 50000u
+static __thread unsigned join_score __attribute__((tls_model("initial-exec")));
+
+static int wait_done(struct ss_pt *t, clockid_t clk, const struct timespec *abs)
+{
+	uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+	uint64_t start = ss__now_ns();
+	uint64_t spin_until = start + ss__spin_ns(join_score, JOIN_SPIN_NS,
+	                                          JOIN_SPIN_LONG_NS);
+	bool hinted = false;
+	int rc = 0;
+
+	/* The clock is read every 8th round: in a VM it costs more than a
+	 * look at the state. */
+	for (unsigned i = 1; PH(s) != PH_DONE; i++) {
+		if (i % 8 == 0 && ss__now_ns() > spin_until)
+			break;
+		ss__cpu_relax();
+		s = atomic_load_explicit(&t->state, memory_order_acquire);
+	}
+	while (PH(s) != PH_DONE) {
+		struct timespec slice, *wait_until = (struct timespec *)abs;
+		clockid_t wclk = clk;
+
+		if (!hinted) {
+			/* A joiner on a worker blocks it: say so, so its
+			 * queued work (often the thread it joins) moves now. */
+			ss_blocking_begin();
+			hinted = true;
+		}
+		if (!(s & F_WAITERS) &&
+		    !atomic_compare_exchange_strong_explicit(
+			    &t->state, &s, s | F_WAITERS, memory_order_acquire,
+			    memory_order_acquire))
+			continue;
+		s |= F_WAITERS;
+		/* pthread_join is a cancellation point: sleep in slices of
+		 * 100 ms at most and look for a cancel between them. */
+		clock_gettime(CLOCK_MONOTONIC, &slice);
+		slice.tv_nsec += 100000000;
+		if (slice.tv_nsec >= 1000000000) {
+			slice.tv_sec++;
+			slice.tv_nsec -= 1000000000;
+		}
+		if (!abs) {
+			wait_until = &slice;
+			wclk = CLOCK_MONOTONIC;
+		}
+		rc = futex_wait_abs(&t->state, s, wclk, wait_until);
+		pthread_testcancel();
+		s = atomic_load_explicit(&t->state, memory_order_acquire);
+		if (rc == ETIMEDOUT && abs) {
+			if (PH(s) != PH_DONE)
+				break;
+			rc = 0;
+		}
+		if (abs && rc == 0) {
+			struct timespec now;
+
+			clock_gettime(clk, &now);
+			if (PH(s) != PH_DONE &&
+			    (now.tv_sec > abs->tv_sec ||
+			     (now.tv_sec == abs->tv_sec && now.tv_nsec >= abs->tv_nsec))) {
+				rc = ETIMEDOUT;
+				break;
+			}
+		}
+		rc = 0;
+	}
+	if (hinted)
+		ss_blocking_end();
+	if (PH(s) == PH_DONE) {
+		ss__spin_learn(&join_score, ss__now_ns() - start, JOIN_SPIN_LONG_NS);
+		return 0;
+	}
+	return rc ? rc : ETIMEDOUT;
+}
+
+/* ------------------------------------------------------------ inline joins */
+
+/*
+ * A rerouted thread that joins one that has not started yet runs it
+ * itself, on its own stack, as the core's joins do: fork-join code that
+ * starts a thread per half and joins it would otherwise block a worker
+ * per level and make the pool add threads as fast as the program waits.
+ * The joined thread gets what its own task would have given it: its
+ * handle from pthread_self(), its signal mask, a new thread's cancellation
+ * state, empty thread-specific data (the joiner's values are set aside and
+ * put back), and its key destructors at its end.
+ *
+ * If it ends by pthread_exit() or cancellation, glibc unwinds it to the
+ * cleanup frame registered below, which catches the unwind and returns
+ * into the joiner instead of passing it on (RESEARCH.md 4.6(b)); glibc
+ * has then marked the thread as exiting for good, so its worker leaves the
+ * pool once the joiner's own task returns (ss__worker_retire_after_task).
+ * A cancel aimed at the joiner meanwhile waits until it resumes.
+ */
+struct inline_run {
+	struct ss_pt *t;        /* the thread run inline */
+	__pthread_unwind_buf_t cbuf;
+	bool unwound;
+};
+
+/* The joiner's values of the program's keys, set aside. */
+struct saved_keys {
+	unsigned n, cap;
+	struct { unsigned k; void *v; } small[16], *e;
+};
+
+static void keys_set_aside(struct saved_keys *sk)
+{
+	unsigned hi = atomic_load_explicit(&keys_hi, memory_order_acquire);
+
+	sk->n = 0;
+	sk->cap = 16;
+	sk->e = sk->small;
+	for (unsigned k = 0; k < hi; k++) {
+		void *v;
+
+		if (!atomic_load_explicit(&keys[k].live, memory_order_acquire) ||
+		    !(v = pthread_getspecific(k)))
+			continue;
+		if (sk->n == sk->cap) {
+			void *bigger = malloc(2 * sk->cap * sizeof *sk->e);
+
+			if (!bigger)
+				break; /* this value stays visible to the child */
+			memcpy(bigger, sk->e, sk->n * sizeof *sk->e);
+			if (sk->e != sk->small)
+				free(sk->e);
+			sk->e = bigger;
+			sk->cap *= 2;
+		}
+		sk->e[sk->n].k = k;
+		sk->e[sk->n++].v = v;
+		pthread_setspecific(k, NULL);
+	}
+}
+
+static void keys_put_back(struct saved_keys *sk)
+{
+	for (unsigned i = 0; i < sk->n; i++)
+		pthread_setspecific(sk->e[i].k, sk->e[i].v);
+	if (sk->e != sk->small)
+		free(sk->e);
+}
+
+/* The inline thread's end, normal or unwound: what leave_thread does for
+ * a task, minus what the joiner restores. */
+static void inline_end(struct ss_pt *t)
+{
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	keys_destroy();
+	if (t->killed) {
+		struct timespec zero = { 0, 0 };
+		sigset_t pend;
+
+		if (sigpending(&pend) == 0)
+			while (sigtimedwait(&pend, NULL, &zero) > 0)
+				;
+	}
+	finish(t, false);       /* its core task drops the other reference */
+}
+
+/* glibc's __sigsetjmp, typed for the cancel buffer as pthread.h's own
+ * pthread_cleanup_push declares it: that buffer has no room for a signal
+ * mask, which savemask 0 never stores. */
+extern int ss__sigsetjmp_cancel(struct __cancel_jmp_buf_tag env[1], int savemask)
+	__asm__("__sigsetjmp") __attribute__((returns_twice));
+
+static __attribute__((noinline)) void inline_body(struct inline_run *ir)
+{
+	struct ss_pt *t = ir->t;
+
+	/* pthread_cleanup_push spelled out, to return here instead of
+	 * passing the unwind on (pthread.h, the C variant). */
+	if (ss__sigsetjmp_cancel(ir->cbuf.__cancel_jmp_buf, 0)) {
+		uint32_t s;
+
+		/* glibc longjmps here with its cleanup chain still at this
+		 * frame: put back the joiner's before anything else. */
+		__pthread_unregister_cancel(&ir->cbuf);
+		s = leave_running(t);
+		if (PH(s) == PH_RUNNING)
+			t->result = s & F_EXITING ? t->exit_value : PTHREAD_CANCELED;
+		ir->unwound = true;
+		inline_end(t);
+		return;
+	}
+	__pthread_register_cancel(&ir->cbuf);
+	t->result = t->fn(t->arg);
+	if (leave_running(t) & F_CANCEL_SENT) {
+		/* As in run_body: a cancel it did not act on is taken here. */
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+		pthread_testcancel();
+	}
+	__pthread_unregister_cancel(&ir->cbuf);
+	inline_end(t);
+}
+
+/* In a rerouted thread on a worker: run t, which it joins, if t has not
+ * started; true if t is DONE now. */
+static bool run_inline(struct ss_pt *t)
+{
+	struct ss_pt *parent = tls_cur;
+	struct inline_run ir = { .t = t, .unwound = false };
+	struct saved_keys sk;
+	sigset_t parent_mask;
+	int cstate, ctype;
+	uint64_t pending;
+	uint32_t s;
+	bool cancel;
+
+	pthread_mutex_lock(&t->lock);
+	s = atomic_load_explicit(&t->state, memory_order_relaxed);
+	if (PH(s) != PH_QUEUED) {
+		pthread_mutex_unlock(&t->lock);
+		return false;
+	}
+	t->worker = ss__real.pthread_self();
+	while (!atomic_compare_exchange_weak_explicit(
+		       &t->state, &s, (s & ~PH_MASK) | PH_RUNNING | F_SPILLED,
+		       memory_order_relaxed, memory_order_relaxed))
+		;
+	pending = t->pending;
+	t->pending = 0;
+	pthread_mutex_unlock(&t->lock);
+	atomic_fetch_add_explicit(&n_inline, 1, memory_order_relaxed);
+	if (s & F_CANCEL_REQ) {
+		/* Cancelled before it started: it never runs. */
+		leave_running(t);
+		t->result = PTHREAD_CANCELED;
+		finish(t, false);
+		return true;
+	}
+
+	pthread_mutex_lock(&parent->lock);
+	parent->inline_depth++;
+	pthread_mutex_unlock(&parent->lock);
+	keys_set_aside(&sk);
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &cstate);
+	pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &ctype);
+	pthread_sigmask(SIG_SETMASK, &t->mask, &parent_mask);
+	tls_cur = t;
+	for (int sig = 1; pending; sig++, pending >>= 1)
+		if (pending & 1) {
+			t->killed = true;
+			ss__real.pthread_kill(t->worker, sig);
+		}
+	inline_body(&ir);
+	tls_cur = parent;
+	pthread_sigmask(SIG_SETMASK, &parent_mask, NULL);
+	keys_put_back(&sk);
+	pthread_setcanceltype(ctype, NULL);
+	pthread_setcancelstate(cstate, NULL);
+
+	pthread_mutex_lock(&parent->lock);
+	cancel = --parent->inline_depth == 0 && parent->cancel_deferred;
+	if (cancel) {
+		parent->cancel_deferred = false;
+		atomic_fetch_or_explicit(&parent->state, F_CANCEL_SENT,
+		                         memory_order_relaxed);
+		ss__real.pthread_cancel(parent->worker);
+	}
+	pthread_mutex_unlock(&parent->lock);
+	if (ir.unwound)
+		ss__worker_retire_after_task();
+	return true;
+}
+
+static int join_ours(struct ss_pt *t, void **ret, bool try, clockid_t clk,
+                     const struct timespec *abs)
+{
+	uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+	int saved = errno, rc;
+
+	if (t == tls_cur)
+		return EDEADLK;
+	if (abs && (abs->tv_nsec < 0 || abs->tv_nsec >= 1000000000))
+		return EINVAL;
+	if (abs && clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC)
+		return EINVAL;
+	do {
+		if (s & (F_DETACHED | F_JOINING))
+			return EINVAL;
+		if (try && PH(s) != PH_DONE)
+			return EBUSY;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&t->state, &s, s | F_JOINING, memory_order_acquire,
+		memory_order_acquire));
+	/* A rerouted joiner on a worker runs a thread that has not started. */
+	if (PH(s) == PH_QUEUED && tls_cur && ss__self() && run_inline(t))
+		s = atomic_load_explicit(&t->state, memory_order_acquire);
+	if (PH(s) != PH_DONE) {
+		pthread_cleanup_push(unclaim, t);
+		rc = wait_done(t, clk, abs);
+		pthread_cleanup_pop(0);
+		if (rc) {
+			unclaim(t);
+			errno = saved;
+			return rc;
+		}
+	}
+	if (ret)
+		*ret = t->result;
+	rec_put(t);
+	errno = saved;
+	return 0;
+}
+
+int ss__pt_join(pthread_t th, void **ret)
+{
+	struct ss_pt *t;
+
+	switch (lookup(th, &t)) {
+	case OURS:
+		return join_ours(t, ret, false, CLOCK_REALTIME, NULL);
+	case STALE:
+		return ESRCH;
+	}
+	return SS_REAL(pthread_join) ? ss__real.pthread_join(th, ret) : ENOSYS;
+}
+
+int ss__pt_tryjoin(pthread_t th, void **ret)
+{
+	struct ss_pt *t;
+
+	switch (lookup(th, &t)) {
+	case OURS:
+		return join_ours(t, ret, true, CLOCK_REALTIME, NULL);
+	case STALE:
+		return ESRCH;
+	}
+	return SS_REAL(pthread_tryjoin_np) ? ss__real.pthread_tryjoin_np(th, ret)
+	                                   : ENOSYS;
+}
+
+int ss__pt_timedjoin(pthread_t th, void **ret, const struct timespec *abstime)
+{
+	struct ss_pt *t;
+
+	switch (lookup(th, &t)) {
+	case OURS:
+		return join_ours(t, ret, false, CLOCK_REALTIME, abstime);
+	case STALE:
+		return ESRCH;
+	}
+	return SS_REAL(pthread_timedjoin_np)
+	               ? ss__real.pthread_timedjoin_np(th, ret, abstime)
+	               : ENOSYS;
+}
+
+int ss__pt_clockjoin(pthread_t th, void **ret, clockid_t clk,
+                     const struct timespec *abstime)
+{
+	struct ss_pt *t;
+
+	switch (lookup(th, &t)) {
+	case OURS:
+		return join_ours(t, ret, false, clk, abstime);
+	case STALE:
+		return ESRCH;
+	}
+	return SS_REAL(pthread_clockjoin_np)
+	               ? ss__real.pthread_clockjoin_np(th, ret, clk, abstime)
+	               : ENOSYS;
+}
+
+int ss__pt_detach(pthread_t th)
+{
+	struct ss_pt *t;
+	uint32_t s;
+
+	switch (lookup(th, &t)) {
+	case REAL_THREAD:
+		return SS_REAL(pthread_detach) ? ss__real.pthread_detach(th) : ENOSYS;
+	case STALE:
+		return ESRCH;
+	}
+	s = atomic_load_explicit(&t->state, memory_order_acquire);
+	do {
+		if (s & (F_DETACHED | F_JOINING))
+			return EINVAL;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&t->state, &s, s | F_DETACHED, memory_order_acq_rel,
+		memory_order_acquire));
+	if (PH(s) == PH_DONE)
+		rec_put(t);
+	return 0;
+}
+
+/* ------------------------------------------------------------ self, exit */
+
+pthread_t ss__pt_self(void)
+{
+	struct ss_pt *t = tls_cur;
+
+	if (t)
+		return handle_of(t);
+	return SS_REAL(pthread_self)();
+}
+
+void ss__pt_exit(void *ret)
+{
+	struct ss_pt *t = tls_cur;
+
+	ss__real_resolve();
+	if (t) {
+		/* Read by unwound() on this same thread. */
+		t->exit_value = ret;
+		atomic_fetch_or_explicit(&t->state, F_EXITING, memory_order_relaxed);
+	} else if (cfg.route && getpid() == gettid()) {
+		/* main() ends its thread only; see "process end" above. */
+		pthread_attr_t attr;
+		pthread_t th;
+
+		if (pthread_attr_init(&attr) == 0) {
+			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+			ss__real.pthread_create(&th, &attr, reaper,
+			                        (void *)ss__real.pthread_self());
+			pthread_attr_destroy(&attr);
+		}
+	}
+	ss__real.pthread_exit(ret);
+}
+
+/* ------------------------------------------------------------ cancel, kill */
+
+int ss__pt_cancel(pthread_t th)
+{
+	struct ss_pt *t;
+	uint32_t s;
+	int rc = 0;
+
+	switch (lookup(th, &t)) {
+	case REAL_THREAD:
+		return SS_REAL(pthread_cancel) ? ss__real.pthread_cancel(th) : ENOSYS;
+	case STALE:
+		return ESRCH;
+	}
+	pthread_mutex_lock(&t->lock);
+	s = atomic_load_explicit(&t->state, memory_order_relaxed);
+	if (PH(s) == PH_QUEUED) {
+		atomic_fetch_or_explicit(&t->state, F_CANCEL_REQ, memory_order_relaxed);
+	} else if (PH(s) == PH_RUNNING && t->inline_depth) {
+		/* Its worker runs a thread it joins (run_inline): the cancel
+		 * would hit that one.  Sent when it resumes. */
+		t->cancel_deferred = true;
+	} else if (PH(s) == PH_RUNNING && !(s & F_CANCEL_SENT)) {
+		atomic_fetch_or_explicit(&t->state, F_CANCEL_SENT, memory_order_relaxed);
+		rc = ss__real.pthread_cancel(t->worker);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+/* glibc refuses its internal signals (SIGCANCEL, SIGSETXID). */
+static bool bad_signal(int sig)
+{
+	return sig < 0 || sig >= NSIG || (sig >= 32 && sig < SIGRTMIN);
+}
+
+int ss__pt_kill(pthread_t th, int sig)
+{
+	struct ss_pt *t;
+	uint32_t s;
+	int rc = 0;
+
+	switch (lookup(th, &t)) {
+	case REAL_THREAD:
+		return SS_REAL(pthread_kill) ? ss__real.pthread_kill(th, sig) : ENOSYS;
+	case STALE:
+		return ESRCH;
+	}
+	if (bad_signal(sig))
+		return EINVAL;
+	if (sig == 0)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	s = atomic_load_explicit(&t->state, memory_order_relaxed);
+	if (PH(s) == PH_QUEUED) {
+		t->pending |= 1ull << (sig - 1);
+	} else if (PH(s) == PH_RUNNING) {
+		t->killed = true;
+		rc = ss__real.pthread_kill(t->worker, sig);
+	}
+	/* FINISHING or DONE: a thread that has ended takes no signal. */
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+int ss__pt_sigqueue(pthread_t th, int sig, const union sigval val)
+{
+	struct ss_pt *t;
+	uint32_t s;
+	int rc = 0;
+
+	switch (lookup(th, &t)) {
+	case REAL_THREAD:
+		return SS_REAL(pthread_sigqueue) ? ss__real.pthread_sigqueue(th, sig, val)
+		                                 : ENOSYS;
+	case STALE:
+		return ESRCH;
+	}
+	if (bad_signal(sig))
+		return EINVAL;
+	if (sig == 0)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	s = atomic_load_explicit(&t->state, memory_order_relaxed);
+	if (PH(s) == PH_QUEUED) {
+		t->pending |= 1ull << (sig - 1); /* raised without its value */
+	} else if (PH(s) == PH_RUNNING) {
+		t->killed = true;
+		rc = ss__real.pthread_sigqueue(t->worker, sig, val);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+/* ------------------------------------------------------------ names, attributes */
+
+int ss__pt_setname(pthread_t th, const char *name)
+{
+	struct ss_pt *t;
+
+	switch (lookup(th, &t)) {
+	case REAL_THREAD:
+		return SS_REAL(pthread_setname_np) ? ss__real.pthread_setname_np(th, name)
+		                                   : ENOSYS;
+	case STALE:
+		return ESRCH;
+	}
+	if (strlen(name) > 15)
+		return ERANGE;
+	pthread_mutex_lock(&t->lock);
+	strcpy(t->name, name);
+	t->named = true;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+int ss__pt_getname(pthread_t th, char *buf, size_t len)
+{
+	struct ss_pt *t;
+
+	switch (lookup(th, &t)) {
+	case REAL_THREAD:
+		return SS_REAL(pthread_getname_np) ? ss__real.pthread_getname_np(th, buf, len)
+		                                   : ENOSYS;
+	case STALE:
+		return ESRCH;
+	}
+	if (len < 16)
+		return ERANGE;
+	pthread_mutex_lock(&t->lock);
+	if (t->named) {
+		strcpy(buf, t->name);
+	} else {
+		/* A new thread is named as its process. */
+		strncpy(buf, program_invocation_short_name, 15);
+		buf[15] = '\0';
+	}
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+int ss__pt_getattr(pthread_t th, pthread_attr_t *attr)
+{
+	struct ss_pt *t;
+	uint32_t s;
+	int rc;
+
+	switch (lookup(th, &t)) {
+	case REAL_THREAD:
+		return SS_REAL(pthread_getattr_np) ? ss__real.pthread_getattr_np(th, attr)
+		                                   : ENOSYS;
+	case STALE:
+		return ESRCH;
+	}
+	pthread_mutex_lock(&t->lock);
+	s = atomic_load_explicit(&t->state, memory_order_relaxed);
+	if (PH(s) == PH_RUNNING) {
+		/* The worker's stack is the one it runs on. */
+		rc = ss__real.pthread_getattr_np(t->worker, attr);
+	} else {
+		rc = pthread_attr_init(attr);
+		if (rc == 0 && cfg.worker_stack)
+			pthread_attr_setstacksize(attr, cfg.worker_stack);
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (rc == 0)
+		pthread_attr_setdetachstate(attr, s & F_DETACHED
+		                                          ? PTHREAD_CREATE_DETACHED
+		                                          : PTHREAD_CREATE_JOINABLE);
+	return rc;
+}
+
+int ss__pt_getcpuclockid(pthread_t th, clockid_t *clk)
+{
+	struct ss_pt *t;
+	int rc = 0;
+
+	switch (lookup(th, &t)) {
+	case REAL_THREAD:
+		return SS_REAL(pthread_getcpuclockid) ? ss__real.pthread_getcpuclockid(th, clk)
+		                                      : ENOSYS;
+	case STALE:
+		return ESRCH;
+	}
+	/* Running: its worker's clock (which also counts the worker's other
+	 * tasks).  Otherwise it runs on no thread: the process's clock. */
+	pthread_mutex_lock(&t->lock);
+	if (PH(atomic_load_explicit(&t->state, memory_order_relaxed)) == PH_RUNNING)
+		rc = ss__real.pthread_getcpuclockid(t->worker, clk);
+	else
+		*clk = CLOCK_PROCESS_CPUTIME_ID;
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+/* Scheduling and affinity belong to the worker, shared by every task it
+ * runs: a rerouted thread cannot change them (keep such threads real with
+ * SMOLSCALE_PTHREAD_SKIP).  The getters answer for the worker. */
+int ss__pt_setaffinity(pthread_t th, size_t size, const cpu_set_t *set)
+{
+	struct ss_pt *t;
+
+	switch (lookup(th, &t)) {
+	case REAL_THREAD:
+		return SS_REAL(pthread_setaffinity_np)
+		               ? ss__real.pthread_setaffinity_np(th, size, set)
+		               : ENOSYS;
+	case STALE:
+		return ESRCH;
+	}
+	return EINVAL;
+}
+
+int ss__pt_getaffinity(pthread_t th, size_t size, cpu_set_t *set)
+{
+	struct ss_pt *t;
+
+	switch (lookup(th, &t)) {
+	case REAL_THREAD:
+		return SS_REAL(pthread_getaffinity_np)
+		               ? ss__real.pthread_getaffinity_np(th, size, set)
+		               : ENOSYS;
+	case STALE:
+		return ESRCH;
+	}
+	return sched_getaffinity(0, size, set) == 0 ? 0 : errno;
+}
+
+int ss__pt_setschedparam(pthread_t th, int policy, const struct sched_param *p)
+{
+	struct ss_pt *t;
+
+	switch (lookup(th, &t)) {
+	case REAL_THREAD:
+		return SS_REAL(pthread_setschedparam)
+		               ? ss__real.pthread_setschedparam(th, policy, p)
+		               : ENOSYS;
+	case STALE:
+		return ESRCH;
+	}
+	return EPERM;
+}
+
+int ss__pt_getschedparam(pthread_t th, int *policy, struct sched_param *p)
+{
+	struct ss_pt *t;
+
+	switch (lookup(th, &t)) {
+	case REAL_THREAD:
+		return SS_REAL(pthread_getschedparam)
+		               ? ss__real.pthread_getschedparam(th, policy, p)
+		               : ENOSYS;
+	case STALE:
+		return ESRCH;
+	}
+	*policy = SCHED_OTHER;
+	memset(p, 0, sizeof *p);
+	return 0;
+}
+
+int ss__pt_setschedprio(pthread_t th, int prio)
+{
+	struct ss_pt *t;
+
+	switch (lookup(th, &t)) {
+	case REAL_THREAD:
+		return SS_REAL(pthread_setschedprio) ? ss__real.pthread_setschedprio(th, prio)
+		                                     : ENOSYS;
+	case STALE:
+		return ESRCH;
+	}
+	return EPERM;
+}

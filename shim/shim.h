@@ -1,0 +1,103 @@
+/*
+ * shim.h - the interface between the preload entry (preload/entry.c) and
+ * the translation layers of shim/: the real functions the shim stands in
+ * front of, and the pthread layer.
+ *
+ * Layering (DESIGN.md): preload -> shim -> core.  preload/entry.c defines
+ * the exported, interposed names and calls the ss__pt_* functions below;
+ * shim/ calls the core and the real functions; the core knows nothing of
+ * either.
+ */
+#ifndef SS_SHIM_H
+#define SS_SHIM_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <time.h>
+
+#define SS_SHIM_HIDDEN __attribute__((visibility("hidden")))
+
+/*
+ * The real functions, found with dlsym(RTLD_NEXT, ...) after the preload
+ * library in the lookup order (RESEARCH.md 4.1-4.3).  ss__real_resolve()
+ * fills the whole table once, from the constructor or from whichever
+ * interposed call comes first (another library's constructor may create a
+ * thread before ours runs); later calls return at once.  Each pointer is
+ * written before `ss__real_ready` is released and never changes after.
+ * A function that cannot be found stays NULL: its interposed name then
+ * fails with ENOSYS rather than recursing into itself.
+ */
+struct ss_real {
+	int (*pthread_create)(pthread_t *, const pthread_attr_t *,
+	                      void *(*)(void *), void *);
+	int (*pthread_join)(pthread_t, void **);
+	int (*pthread_tryjoin_np)(pthread_t, void **);
+	int (*pthread_timedjoin_np)(pthread_t, void **, const struct timespec *);
+	int (*pthread_clockjoin_np)(pthread_t, void **, clockid_t,
+	                            const struct timespec *);
+	int (*pthread_detach)(pthread_t);
+	pthread_t (*pthread_self)(void);
+	void (*pthread_exit)(void *) __attribute__((noreturn));
+	int (*pthread_cancel)(pthread_t);
+	int (*pthread_kill)(pthread_t, int);
+	int (*pthread_sigqueue)(pthread_t, int, const union sigval);
+	int (*pthread_setname_np)(pthread_t, const char *);
+	int (*pthread_getname_np)(pthread_t, char *, size_t);
+	int (*pthread_getattr_np)(pthread_t, pthread_attr_t *);
+	int (*pthread_getcpuclockid)(pthread_t, clockid_t *);
+	int (*pthread_setaffinity_np)(pthread_t, size_t, const cpu_set_t *);
+	int (*pthread_getaffinity_np)(pthread_t, size_t, cpu_set_t *);
+	int (*pthread_setschedparam)(pthread_t, int, const struct sched_param *);
+	int (*pthread_getschedparam)(pthread_t, int *, struct sched_param *);
+	int (*pthread_setschedprio)(pthread_t, int);
+	int (*pthread_key_create)(pthread_key_t *, void (*)(void *));
+	int (*pthread_key_delete)(pthread_key_t);
+};
+
+SS_SHIM_HIDDEN extern struct ss_real ss__real;
+SS_SHIM_HIDDEN void ss__real_resolve(void);
+
+/* The real function `name`, resolving the table first if needed. */
+#define SS_REAL(name) (ss__real_resolve(), ss__real.name)
+
+/* ------------------------------------------------------------ pthread */
+
+/* Read the SMOLSCALE_PTHREAD* variables and register the fork handlers;
+ * from the constructor, and lazily from the first interposed call. */
+SS_SHIM_HIDDEN void ss__pt_init(void);
+
+SS_SHIM_HIDDEN int ss__pt_create(pthread_t *th, const pthread_attr_t *attr,
+                                 void *(*fn)(void *), void *arg);
+SS_SHIM_HIDDEN int ss__pt_join(pthread_t th, void **ret);
+SS_SHIM_HIDDEN int ss__pt_tryjoin(pthread_t th, void **ret);
+SS_SHIM_HIDDEN int ss__pt_clockjoin(pthread_t th, void **ret, clockid_t clk,
+                                    const struct timespec *abstime);
+SS_SHIM_HIDDEN int ss__pt_timedjoin(pthread_t th, void **ret,
+                                    const struct timespec *abstime);
+SS_SHIM_HIDDEN int ss__pt_detach(pthread_t th);
+SS_SHIM_HIDDEN pthread_t ss__pt_self(void);
+SS_SHIM_HIDDEN void ss__pt_exit(void *ret) __attribute__((noreturn));
+SS_SHIM_HIDDEN int ss__pt_cancel(pthread_t th);
+SS_SHIM_HIDDEN int ss__pt_kill(pthread_t th, int sig);
+SS_SHIM_HIDDEN int ss__pt_sigqueue(pthread_t th, int sig,
+                                   const union sigval val);
+SS_SHIM_HIDDEN int ss__pt_setname(pthread_t th, const char *name);
+SS_SHIM_HIDDEN int ss__pt_getname(pthread_t th, char *buf, size_t len);
+SS_SHIM_HIDDEN int ss__pt_getattr(pthread_t th, pthread_attr_t *attr);
+SS_SHIM_HIDDEN int ss__pt_getcpuclockid(pthread_t th, clockid_t *clk);
+SS_SHIM_HIDDEN int ss__pt_setaffinity(pthread_t th, size_t size,
+                                      const cpu_set_t *set);
+SS_SHIM_HIDDEN int ss__pt_getaffinity(pthread_t th, size_t size,
+                                      cpu_set_t *set);
+SS_SHIM_HIDDEN int ss__pt_setschedparam(pthread_t th, int policy,
+                                        const struct sched_param *p);
+SS_SHIM_HIDDEN int ss__pt_getschedparam(pthread_t th, int *policy,
+                                        struct sched_param *p);
+SS_SHIM_HIDDEN int ss__pt_setschedprio(pthread_t th, int prio);
+SS_SHIM_HIDDEN int ss__pt_key_create(pthread_key_t *key,
+                                     void (*destructor)(void *));
+SS_SHIM_HIDDEN int ss__pt_key_delete(pthread_key_t key);
+
+#endif /* SS_SHIM_H */
