@@ -252,6 +252,7 @@ struct ss_worker {
 
 	/* Owner-only. */
 	bool start_searching;   /* set by the creator before the thread runs */
+	bool retire_after;      /* leave the pool after the current task */
 	/* How often work came back within SS_SPIN_LONG_NS of the start of a
 	 * search, 0..SS_SCORE_ONE, an EWMA with weight 1/8 (worker.c). */
 	unsigned spin_score;
@@ -320,6 +321,9 @@ SS_HIDDEN void ss__worker_forget_self(void);
  * queued.  Returns false (and does nothing) off a worker or inside a
  * nested task. */
 SS_HIDDEN bool ss__worker_abandon(void);
+/* On a worker: leave the pool once the current top-level task returns
+ * (its thread is no longer fit to run tasks: glibc marked it exiting). */
+SS_HIDDEN void ss__worker_retire_after_task(void);
 SS_HIDDEN void *ss__worker_main(void *arg);
 enum { SS_BLOCKED_HINT = 1, SS_BLOCKED_MON = 2 };
 #define SS_NO_CLOCK INT64_MIN

@@ -76,6 +76,7 @@ int ss__start_worker_locked(bool searching)
 			                      memory_order_release);
 	}
 	w->start_searching = searching;
+	w->retire_after = false;
 	w->fork_gen = e->fork_gen;
 	w->blocking_depth = 0;
 	atomic_store_explicit(&w->park_word, 0, memory_order_relaxed);
@@ -127,15 +128,20 @@ static bool retire_if_above_target(struct ss_exec *e, struct ss_worker *w)
 	unsigned moved = 0;
 	bool retire = false;
 
-	if (n <= 1 || n - nonneg(atomic_load_explicit(&e->nblocked,
-	                                              memory_order_relaxed)) <=
-	                      (int32_t)c->threads)
+	if (!w->retire_after &&
+	    (n <= 1 || n - nonneg(atomic_load_explicit(&e->nblocked,
+	                                               memory_order_relaxed)) <=
+	                       (int32_t)c->threads))
 		return false;
 	pthread_mutex_lock(&e->lock);
 	n = atomic_load(&e->nthreads);
-	if (n > 1 && n - nonneg(atomic_load(&e->nblocked)) > (int32_t)c->threads) {
+	if (w->retire_after ||
+	    (n > 1 && n - nonneg(atomic_load(&e->nblocked)) > (int32_t)c->threads)) {
+		/* A worker told to retire leaves the pool below its target:
+		 * no token back, and the pool may grow again. */
+		if (!w->retire_after)
+			ss__refund_token_locked();
 		atomic_fetch_sub(&e->nthreads, 1);
-		ss__refund_token_locked();
 		/* Before the slot can be reused: what the last task queued
 		 * here and the record cache go with it. */
 		moved = ss__worker_handoff(w);
@@ -145,9 +151,17 @@ static bool retire_if_above_target(struct ss_exec *e, struct ss_worker *w)
 		retire = true;
 	}
 	pthread_mutex_unlock(&e->lock);
-	if (moved)
+	if (moved || (w->retire_after && ss__gq_len() > 0))
 		ss__notify();
 	return retire;
+}
+
+void ss__worker_retire_after_task(void)
+{
+	struct ss_worker *w = tls_worker;
+
+	if (w)
+		w->retire_after = true;
 }
 
 void ss__set_thread_like(bool on)

@@ -394,14 +394,22 @@ START_TEST(fork_join_with_groups)
 {
 	struct fib_arg x = { 18, 0 };
 	struct ss_stats st;
+	int64_t t0, ms;
+	int burst = online_cpus() > 4 ? online_cpus() : 4;
 	void *rc;
 
 	setenv("SMOLSCALE_THREADS", "2", 1);
+	t0 = now_ms();
 	ck_assert_int_eq(ss_join(ss_spawn(group_fib_root, &x), &rc), 0);
+	ms = now_ms() - t0;
 	ck_assert_int_eq((intptr_t)rc, 0);
 	ck_assert_int_eq(x.r, 2584);
 	ck_assert_int_eq(ss_stats(&st), 0);
-	ck_assert_uint_le(st.peak_threads, 2 + 8);
+	/* Waiting group tasks may look blocked and be compensated, but only
+	 * at the token bucket's pace: the target, a burst of max(4, CPUs),
+	 * then 10 threads a second of the run (slow under a sanitizer on a
+	 * busy machine), plus the threads that may start in one pass. */
+	ck_assert_uint_le(st.peak_threads, 2 + burst + 10 * ms / 1000 + 4);
 }
 END_TEST
 
