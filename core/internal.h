@@ -446,6 +446,10 @@ typedef int (*ss_pthread_create_fn)(pthread_t *, const pthread_attr_t *,
 /* The pthread_create the core uses for its hidden threads; a preload layer
  * that interposes pthread_create points it at the real one. */
 SS_HIDDEN extern ss_pthread_create_fn ss__real_pthread_create;
+/* The stack size of every hidden thread, when a layer above needs one it
+ * can rely on (the pthread shim routes threads by it); 0: the default at
+ * each creation.  Set once before the pool starts. */
+SS_HIDDEN extern size_t ss__worker_stack;
 /* Start a detached hidden thread with every signal blocked, named name. */
 SS_HIDDEN int ss__thread_start(const char *name, void *(*fn)(void *),
                                void *arg);

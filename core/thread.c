@@ -15,6 +15,7 @@
 #include "internal.h"
 
 ss_pthread_create_fn ss__real_pthread_create = pthread_create;
+size_t ss__worker_stack;
 
 int ss__thread_start(const char *name, void *(*fn)(void *), void *arg)
 {
@@ -28,6 +29,8 @@ int ss__thread_start(const char *name, void *(*fn)(void *), void *arg)
 	if (rc != 0)
 		return rc;
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (ss__worker_stack)
+		pthread_attr_setstacksize(&attr, ss__worker_stack);
 	sigfillset(&all);
 	/* The new thread inherits the creator's mask: block all around it. */
 	pthread_sigmask(SIG_SETMASK, &all, &old);

@@ -311,12 +311,16 @@ static void cfg_read(void)
 	                dlsym(RTLD_DEFAULT, "__tsan_init") ||
 	                dlsym(RTLD_DEFAULT, "__msan_init") ||
 	                dlsym(RTLD_DEFAULT, "__hwasan_init");
-	/* Workers are created with default attributes (core/thread.c). */
+	/* The workers' stack: the default stack size when the shim starts
+	 * (RLIMIT_STACK, usually 8 MiB). */
 	cfg.worker_stack = 0;
 	if (pthread_getattr_default_np(&a) == 0) {
 		pthread_attr_getstacksize(&a, &cfg.worker_stack);
 		pthread_attr_destroy(&a);
 	}
+	/* Workers get exactly this stack, whatever the program sets as the
+	 * default later: routing compares with it. */
+	ss__worker_stack = cfg.worker_stack;
 	/* The core's own threads bypass the interposed pthread_create. */
 	ss__real_resolve();
 	if (ss__real.pthread_create)
@@ -385,8 +389,19 @@ static bool attr_routable(const pthread_attr_t *attr)
 	int inherit = PTHREAD_INHERIT_SCHED;
 	cpu_set_t set;
 
-	if (!attr)
-		return true;
+	if (!attr) {
+		/* The default attributes, which pthread_setattr_default_np
+		 * may have changed since the workers started. */
+		pthread_attr_t def;
+		bool ok = true;
+
+		if (cfg.worker_stack && pthread_getattr_default_np(&def) == 0) {
+			ok = pthread_attr_getstacksize(&def, &size) == 0 &&
+			     size <= cfg.worker_stack;
+			pthread_attr_destroy(&def);
+		}
+		return ok;
+	}
 	if (pthread_attr_getinheritsched(attr, &inherit) != 0 ||
 	    inherit == PTHREAD_EXPLICIT_SCHED)
 		return false;
