@@ -103,14 +103,17 @@ static bool monitor_pass(struct ss_exec *e, uint64_t stall_ns)
 		        atomic_load_explicit(&w->next, memory_order_relaxed);
 		if (!waits)
 			continue;
-		if (off && !atomic_load_explicit(&w->blocked, memory_order_relaxed))
+		/* A rerouted thread (thread_like) had a thread of its own
+		 * natively: stalled, blocked or computing, it gets a worker
+		 * beside it without a token, since the work queued behind it
+		 * may be the threads it waits for (a barrier, or a flag it
+		 * spins on). */
+		bool thread_like = atomic_load_explicit(&w->thread_like,
+		                                        memory_order_relaxed);
+		if ((off || thread_like) &&
+		    !atomic_load_explicit(&w->blocked, memory_order_relaxed))
 			mark_blocked_if_same(w, tick);
-		/* A blocked rerouted thread: natively it had a thread of its
-		 * own, so its replacement takes no token (threads waiting on a
-		 * barrier must all get to it). */
-		void (*notify)(void) =
-			off && atomic_load_explicit(&w->thread_like, memory_order_relaxed)
-				? ss__notify_untokened : ss__notify;
+		void (*notify)(void) = thread_like ? ss__notify_untokened : ss__notify;
 		if (ss__worker_handoff(w)) {
 			atomic_fetch_add_explicit(&e->preemptions, 1,
 			                          memory_order_relaxed);
