@@ -21,9 +21,15 @@
  *
  * One record's life, in its state word (the futex joiners sleep on):
  *
- *   QUEUED --(trampoline starts it)--> RUNNING --(start routine returned,
- *   or its thread is being unwound)--> FINISHING --> DONE
- *   QUEUED with CANCEL_REQ --(trampoline)--> DONE (PTHREAD_CANCELED)
+ *   QUEUED --(its trampoline, its joiner inline, or a spill starts it)-->
+ *   RUNNING --(start routine returned, or its thread is being unwound)-->
+ *   FINISHING --> DONE --(joined: JOINED; or detached)--> freed
+ *
+ * Two references keep a record: the thread's (its join, or its end when
+ * detached) and its core task's (dropped when that task has run, whether
+ * it ran the thread or found it run elsewhere, SPILLED).  A freed record
+ * keeps its generation until it is taken again, so its handle still says
+ * how it ended (EINVAL for a detached one, ESRCH for a joined one).
  *
  * The phase changes from QUEUED and from RUNNING are made under the
  * record's lock, so that pthread_cancel(), pthread_kill() and the
@@ -32,8 +38,9 @@
  * thread is still inside this record's run (it takes the lock to leave
  * RUNNING, even when it is being unwound).  The flags DETACHED, JOINING
  * and WAITERS change by CAS; whoever sees both DONE and DETACHED (the
- * trampoline or pthread_detach) frees the record, and the one JOINING
- * caller frees it after DONE.
+ * trampoline or pthread_detach) releases the thread's reference, the one
+ * JOINING
+ * caller releases it after DONE.
  *
  * Semantics kept for a rerouted thread (DESIGN.md, RESEARCH.md 4.4-4.9):
  *  - pthread_self() inside it returns its handle (this thread's TLS).
@@ -54,21 +61,28 @@
  *    NULL.  __thread / thread_local variables are the worker's and persist
  *    from one rerouted thread to the next: that is documented, and the
  *    SMOLSCALE_PTHREAD_ONLY/SKIP patterns keep such threads real.
- *  - Cancellation: of a thread not started yet, it never runs and joins as
- *    PTHREAD_CANCELED; of a running one, glibc's pthread_cancel() goes to
- *    the worker while the record's lock pins it to this thread, and acts
- *    at the thread's cancellation points as for a real thread.  If it
- *    returns before acting on it, the trampoline consumes the request
- *    (the joiner still gets the returned value) so it cannot hit the next
- *    task; the worker then leaves the pool.
+ *  - Cancellation: glibc's pthread_cancel() goes to the worker while the
+ *    record's lock pins it to this thread, and acts at the thread's
+ *    cancellation points as for a real thread.  One cancelled before it
+ *    started starts with the cancel pending, so it runs up to its first
+ *    cancellation point and its cleanup handlers run, as glibc's threads
+ *    do (the Open POSIX test pthread_join/3-1 counts on it).  If it
+ *    returns before acting on a cancel, the trampoline consumes the
+ *    request (the joiner still gets the returned value) so it cannot hit
+ *    the next task; the worker then leaves the pool.
+ *  - A rerouted thread that holds its worker while others wait (blocked,
+ *    or spinning on a flag another queued thread must set) gets a worker
+ *    beside it without a token: natively it had its own thread.
  *  - A join from a worker tells the core it blocks (ss_blocking_begin), so
  *    the joiner's queued work, often the joined thread, moves at once.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -105,13 +119,16 @@
 #define F_CANCEL_SENT (1u << 6) /* glibc's cancel went to the worker */
 #define F_EXITING (1u << 7)     /* it called pthread_exit */
 #define F_FREE (1u << 8)        /* on the free list */
+#define F_JOINED (1u << 10)     /* joined: its handle is spent */
 #define F_SPILLED (1u << 9)     /* ran outside its core task: on a real
                                  * thread (spill) or inline in its joiner */
 #define PH(s) ((s) & PH_MASK)
 
 struct ss_pt {
 	uint32_t magic;         /* PT_MAGIC, set once */
-	uint32_t gen;           /* bumped when freed; under pool_lock */
+	/* Bumped when the record is taken for a new thread (under
+	 * pool_lock); read by lookup() without it, hence atomic. */
+	_Atomic uint32_t gen;
 	_Atomic uint32_t state; /* the life above; the joiners' futex */
 	/* Two references: the thread's (dropped by its join, or at the end
 	 * of a detached thread) and the core task's (dropped when the task
@@ -135,8 +152,9 @@ struct ss_pt {
 	pthread_mutex_t lock;
 	pthread_t worker;       /* the worker running it, while RUNNING */
 	uint64_t pending;       /* signals sent before it started: bit sig-1 */
-	bool killed;            /* a signal was sent to its worker */
+	uint64_t sent;          /* signals sent to its worker: bit sig-1 */
 	unsigned inline_depth;  /* it runs a thread it joins inline (join) */
+	size_t stack_req;       /* a stack size asked for above the default */
 	bool cancel_deferred;   /* cancelled meanwhile: sent when it resumes */
 	bool named;
 	char name[16];
@@ -145,6 +163,7 @@ struct ss_pt {
 } __attribute__((aligned(64)));
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t verdict_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ss_pt *pool_free;
 /* Every chunk, for the spill scan: appended under pool_lock, the count
  * published with release after the pointer. */
@@ -179,15 +198,22 @@ static struct ss_pt *rec_alloc(void)
 	}
 	t = pool_free;
 	pool_free = t->next_free;
+	atomic_store_explicit(&t->gen, atomic_load_explicit(&t->gen, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
 	pthread_mutex_unlock(&pool_lock);
 	return t;
 }
 
+/* Until it is taken again, a freed record remembers how its thread went:
+ * detached (a join or detach through its handle is EINVAL, as glibc says)
+ * or joined (ESRCH). */
 static void rec_free(struct ss_pt *t)
 {
+	uint32_t how = atomic_load_explicit(&t->state, memory_order_relaxed) &
+	               F_DETACHED ? F_DETACHED : F_JOINED;
+
 	pthread_mutex_lock(&pool_lock);
-	t->gen++;
-	atomic_store_explicit(&t->state, F_FREE, memory_order_relaxed);
+	atomic_store_explicit(&t->state, F_FREE | how, memory_order_release);
 	t->next_free = pool_free;
 	pool_free = t;
 	pthread_mutex_unlock(&pool_lock);
@@ -201,24 +227,39 @@ static void rec_put(struct ss_pt *t)
 
 static pthread_t handle_of(const struct ss_pt *t)
 {
-	return (pthread_t)((uintptr_t)t | ((t->gen & 31u) << 1) | 1u);
+	uint32_t gen = atomic_load_explicit(&t->gen, memory_order_relaxed);
+
+	return (pthread_t)((uintptr_t)t | ((gen & 31u) << 1) | 1u);
 }
 
 enum { REAL_THREAD, OURS, STALE };
 
-/* Which kind of pthread_t th is; for OURS, *out is its record. */
+/* Which kind of pthread_t th is; for OURS, *out is its record.  STALE: a
+ * thread that was joined or has ended detached (*out is its record while
+ * no other thread has taken it, else NULL), or no handle of ours. */
 static int lookup(pthread_t th, struct ss_pt **out)
 {
 	uintptr_t v = (uintptr_t)th;
 	struct ss_pt *t = (struct ss_pt *)(v & ~(uintptr_t)63);
 
+	*out = NULL;
 	if (!(v & 1))
 		return REAL_THREAD;
-	if (t->magic != PT_MAGIC || ((v >> 1) & 31u) != (t->gen & 31u) ||
-	    (atomic_load_explicit(&t->state, memory_order_acquire) & F_FREE))
+	if (t->magic != PT_MAGIC ||
+	    ((v >> 1) & 31u) != (atomic_load_explicit(&t->gen, memory_order_relaxed) & 31u))
 		return STALE;
 	*out = t;
+	if (atomic_load_explicit(&t->state, memory_order_acquire) & (F_FREE | F_JOINED))
+		return STALE;
 	return OURS;
+}
+
+/* What a join or detach of a STALE handle returns: EINVAL for a thread
+ * that ended detached, as glibc, else ESRCH. */
+static int stale_errno(const struct ss_pt *t)
+{
+	return t && (atomic_load_explicit(&t->state, memory_order_relaxed) & F_DETACHED)
+	               ? EINVAL : ESRCH;
 }
 
 /* ------------------------------------------------------------ config */
@@ -228,6 +269,8 @@ static struct {
 	bool sanitizer;         /* a sanitizer runtime is loaded */
 	char **only, **skip;    /* NULL-terminated glob lists, or NULL */
 	size_t worker_stack;    /* the workers' stack size */
+	size_t default_stack;   /* a fresh attribute object's stack size */
+	size_t default_guard;   /* and guard size */
 } cfg;
 
 static pthread_once_t cfg_once = PTHREAD_ONCE_INIT;
@@ -288,9 +331,43 @@ static void fork_prepare(void)
 	pthread_mutex_lock(&pool_lock);
 }
 
-static void fork_release(void)
+static void fork_parent(void)
 {
 	pthread_mutex_unlock(&pool_lock);
+}
+
+static atomic_long live;
+
+/* In the child only the forking thread lives on.  Its rerouted threads
+ * (its own record, and those it runs inline) go on; every other record
+ * not yet ended names a thread that does not exist here: it is marked
+ * joined (its handle gives ESRCH) so that nothing runs it, and `live`
+ * counts the survivors.  Locks other threads held stay held in the copy:
+ * they are made new. */
+static void fork_child(void)
+{
+	unsigned nc = atomic_load_explicit(&nchunks, memory_order_acquire);
+	pthread_t me = ss__real.pthread_self();
+	long keep = 0;
+
+	pthread_mutex_unlock(&pool_lock);
+	pthread_mutex_init(&verdict_lock, NULL);
+	for (unsigned c = 0; c < nc; c++)
+		for (int i = 0; i < PT_CHUNK; i++) {
+			struct ss_pt *t = &chunks[c][i];
+			uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+
+			pthread_mutex_init(&t->lock, NULL);
+			if ((s & F_FREE) || PH(s) == PH_DONE)
+				continue;
+			if (PH(s) == PH_RUNNING && t->worker == me) {
+				keep++;
+				continue;
+			}
+			atomic_store_explicit(&t->state, (s & ~PH_MASK) | PH_DONE | F_JOINED,
+			                      memory_order_relaxed);
+		}
+	atomic_store(&live, keep);
 }
 
 static void cfg_read(void)
@@ -318,6 +395,11 @@ static void cfg_read(void)
 		pthread_attr_getstacksize(&a, &cfg.worker_stack);
 		pthread_attr_destroy(&a);
 	}
+	if (pthread_attr_init(&a) == 0) {
+		pthread_attr_getstacksize(&a, &cfg.default_stack);
+		pthread_attr_getguardsize(&a, &cfg.default_guard);
+		pthread_attr_destroy(&a);
+	}
 	/* Workers get exactly this stack, whatever the program sets as the
 	 * default later: routing compares with it. */
 	ss__worker_stack = cfg.worker_stack;
@@ -329,7 +411,7 @@ static void cfg_read(void)
 		cfg.route = false;
 	ss__stats_extra = stats_extra;
 	ss__saturated_hook = spill_queued;
-	pthread_atfork(fork_prepare, fork_release, fork_release);
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 void ss__pt_init(void)
@@ -353,7 +435,6 @@ static struct {
 	void *fn;
 	bool route;
 } verdicts[VERDICTS];
-static pthread_mutex_t verdict_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static bool patterns_allow(void *(*fn)(void *))
 {
@@ -380,6 +461,8 @@ static bool patterns_allow(void *(*fn)(void *))
 	pthread_mutex_unlock(&verdict_lock);
 	return route;
 }
+
+#define SMALL_STACK (64u * 1024)
 
 /* Can a task on a worker honour these attributes? */
 static bool attr_routable(const pthread_attr_t *attr)
@@ -412,8 +495,15 @@ static bool attr_routable(const pthread_attr_t *attr)
 	if (pthread_attr_getstack(attr, &addr, &size) != 0 ||
 	    (uintptr_t)addr + size != 0)
 		return false;
-	if (pthread_attr_getstacksize(attr, &size) != 0 ||
+	/* A stack above the workers', or one so small (under 64 KiB) or a
+	 * guard other than the default, that the program may count on where
+	 * its stack ends: the Open POSIX tests pthread_create/1-5 and 3-2
+	 * overflow a minimal stack on purpose, and a worker's stack is
+	 * neither that size nor guarded there. */
+	if (pthread_attr_getstacksize(attr, &size) != 0 || size < SMALL_STACK ||
 	    (cfg.worker_stack && size > cfg.worker_stack))
+		return false;
+	if (pthread_attr_getguardsize(attr, &size) != 0 || size != cfg.default_guard)
 		return false;
 	/* glibc fills the set with every CPU when no affinity was given. */
 	if (pthread_attr_getaffinity_np(attr, sizeof set, &set) != 0 ||
@@ -543,63 +633,84 @@ static uint32_t leave_running(struct ss_pt *t)
  * A process ends when its last thread does: a program whose main() ends
  * with pthread_exit() lives on until its other threads have finished,
  * then exits with status 0 (glibc calls exit(0) in the last thread).
- * Under the shim the workers would keep it alive for ever, so while
- * routing is on the shim counts the threads the program has (rerouted
- * ones until they finish, real ones it created through a counting
- * wrapper) and, once main has exited, the last of them calls exit(0).
- * A reaper thread joins the main thread to learn that it has exited
- * (pthread_exit from main ends only main).  live is seq_cst against
- * main_exited: the last thread and the reaper each see the other's
- * write, so at least one of them exits; `exiting` lets only one.
+ * Under the shim the pool's threads would keep it alive for ever.  So
+ * when main calls pthread_exit() with routing on, a reaper thread starts
+ * and watches: once main's thread is gone, no rerouted thread is queued
+ * or running (`live`, seq_cst) and /proc/self/task lists no thread but
+ * the pool's own ("ss-" names) and itself, it calls exit(0).  Real
+ * threads, those glibc starts for itself (SIGEV_THREAD timers, AIO)
+ * included, are seen in /proc until their very end, key destructors and
+ * all.  It polls (1 ms, doubling to 20 ms): it only runs after main has
+ * exited, and costs well under 1% of a CPU.
  */
-static atomic_long live;
-static atomic_bool main_exited, exiting;
-
-static void exit_if_last(void)
-{
-	bool no = false;
-
-	if (atomic_load(&live) == 0 && atomic_load(&main_exited) &&
-	    atomic_compare_exchange_strong(&exiting, &no, true))
-		exit(0);
-}
-
 static void thread_gone(void)
 {
-	if (atomic_fetch_sub(&live, 1) == 1)
-		exit_if_last();
+	atomic_fetch_sub(&live, 1);
 }
 
-static void *reaper(void *main_thread)
+/* The state letter of /proc/self/task/TID/stat, and whether its name is
+ * one of the pool's ("ss-"); 0 if the thread is gone. */
+static char task_state(const char *tid, bool *pool)
 {
-	ss__real.pthread_join((pthread_t)main_thread, NULL);
-	atomic_store(&main_exited, true);
-	exit_if_last();
-	return NULL;
+	char path[320], buf[256], *name, *end;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/self/task/%s/stat", tid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	name = strchr(buf, '(');
+	end = strrchr(buf, ')');
+	if (!name || !end || end[1] != ' ')
+		return 0;
+	*pool = strncmp(name + 1, "ss-", 3) == 0;
+	return end[2];
 }
 
-struct real_start {
-	void *(*fn)(void *);
-	void *arg;
-};
-
-static void real_gone(void *unused)
+static bool only_pool_left(void)
 {
+	char self[16], main_tid[16];
+	struct dirent *e;
+	bool only = true;
+	DIR *d;
+
+	if (atomic_load(&live) != 0 || !(d = opendir("/proc/self/task")))
+		return false;
+	snprintf(self, sizeof self, "%d", (int)gettid());
+	snprintf(main_tid, sizeof main_tid, "%d", (int)getpid());
+	while (only && (e = readdir(d))) {
+		bool pool = false;
+		char st;
+
+		if (e->d_name[0] == '.' || strcmp(e->d_name, self) == 0)
+			continue;
+		st = task_state(e->d_name, &pool);
+		if (strcmp(e->d_name, main_tid) == 0)
+			only = st == 0 || st == 'Z' || st == 'X';
+		else
+			only = st == 0 || pool;
+	}
+	closedir(d);
+	return only && atomic_load(&live) == 0;
+}
+
+static void *reaper(void *unused)
+{
+	struct timespec nap = { 0, 1000000 };
+
 	(void)unused;
-	thread_gone();
-}
-
-/* The start routine of a real thread created while routing is on. */
-static void *real_counted(void *p)
-{
-	struct real_start rs = *(struct real_start *)p;
-	void *r;
-
-	free(p);
-	pthread_cleanup_push(real_gone, NULL);
-	r = rs.fn(rs.arg);
-	pthread_cleanup_pop(1);
-	return r;
+	ss__real.pthread_setname_np(ss__real.pthread_self(), "ss-reaper");
+	while (!only_pool_left()) {
+		nanosleep(&nap, NULL);
+		if (nap.tv_nsec < 20000000)
+			nap.tv_nsec *= 2;
+	}
+	exit(0);
 }
 
 /* -> DONE: the result is published (release); wake the joiner, or drop
@@ -622,6 +733,37 @@ static void finish(struct ss_pt *t, bool task_ref)
 	thread_gone();
 }
 
+/* Signals sent to t's worker (t->sent) that its mask left pending would
+ * reach the next thread on that worker: drop the thread-directed ones, as
+ * a thread's exit does.  /proc/thread-self/status's SigPnd is this
+ * thread's own pending set, apart from the process-wide one; sigtimedwait
+ * takes a thread-directed signal before a process-directed one. */
+static void drop_sent_signals(struct ss_pt *t)
+{
+	char line[128];
+	uint64_t own = 0, drop;
+	FILE *f;
+
+	if (!t->sent || !(f = fopen("/proc/thread-self/status", "re")))
+		return;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "SigPnd:", 7) == 0) {
+			own = strtoull(line + 7, NULL, 16);
+			break;
+		}
+	fclose(f);
+	drop = own & t->sent;
+	for (int sig = 1; drop; sig++, drop >>= 1)
+		if (drop & 1) {
+			struct timespec zero = { 0, 0 };
+			sigset_t one;
+
+			sigemptyset(&one);
+			sigaddset(&one, sig);
+			sigtimedwait(&one, NULL, &zero);
+		}
+}
+
 /* Put the worker back as the core left it, after the thread's end. */
 static void leave_thread(struct ss_pt *t)
 {
@@ -633,18 +775,7 @@ static void leave_thread(struct ss_pt *t)
 	ss__set_thread_like(false);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, NULL);
-	if (t->killed) {
-		/* A signal sent to it that its mask kept pending would reach
-		 * the next thread on this worker: drop it, as a thread's exit
-		 * does (process-directed signals of the same number are
-		 * taken too; they are rare in practice). */
-		struct timespec zero = { 0, 0 };
-		sigset_t pend;
-
-		if (sigpending(&pend) == 0)
-			while (sigtimedwait(&pend, NULL, &zero) > 0)
-				;
-	}
+	drop_sent_signals(t);
 	pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, NULL);
 	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
 }
@@ -667,14 +798,29 @@ static void unwound(void *p)
 		return;
 	}
 	finish(t, true);
-	if (!ss__worker_abandon())
+	/* Off a worker (a forked child's copy of one) nothing is owed. */
+	if (!ss__worker_abandon() && ss__self())
 		fprintf(stderr, "smolscale: a rerouted thread ended inside a "
 		                "nested task; its worker is lost\n");
 }
 
-static __attribute__((noinline)) void run_body(struct ss_pt *t)
+/* Raise the signals sent to t before it started, now that its mask is
+ * set, inside its cleanup frame (a handler may call pthread_exit). */
+static void raise_pending(struct ss_pt *t, uint64_t pending)
+{
+	pthread_t self = ss__real.pthread_self();
+
+	for (int sig = 1; pending; sig++, pending >>= 1)
+		if (pending & 1) {
+			t->sent |= 1ull << (sig - 1);
+			ss__real.pthread_kill(self, sig);
+		}
+}
+
+static __attribute__((noinline)) void run_body(struct ss_pt *t, uint64_t pending)
 {
 	pthread_cleanup_push(unwound, t);
+	raise_pending(t, pending);
 	t->result = t->fn(t->arg);
 	if (leave_running(t) & F_CANCEL_SENT) {
 		/* Cancelled while it ran, returned before acting on it: the
@@ -702,15 +848,10 @@ static void *trampoline(void *p)
 		rec_put(t);
 		return NULL;
 	}
-	if (s & F_CANCEL_REQ) {
-		pthread_mutex_unlock(&t->lock);
-		t->result = PTHREAD_CANCELED;
-		finish(t, true);
-		return NULL;
-	}
 	t->worker = ss__real.pthread_self();
 	while (!atomic_compare_exchange_weak_explicit(
-		       &t->state, &s, (s & ~PH_MASK) | PH_RUNNING,
+		       &t->state, &s,
+		       (s & ~PH_MASK) | PH_RUNNING | (s & F_CANCEL_REQ ? F_CANCEL_SENT : 0),
 		       memory_order_relaxed, memory_order_relaxed))
 		;
 	pending = t->pending;
@@ -723,12 +864,12 @@ static void *trampoline(void *p)
 	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
 	pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, NULL);
 	pthread_sigmask(SIG_SETMASK, &t->mask, NULL);
-	for (int sig = 1; pending; sig++, pending >>= 1)
-		if (pending & 1) {
-			t->killed = true;
-			ss__real.pthread_kill(t->worker, sig);
-		}
-	run_body(t);
+	/* Cancelled before it started: it starts with the cancel pending and
+	 * acts on it at its first cancellation point, running its cleanup
+	 * handlers, as glibc's threads do (Open POSIX pthread_join/3-1). */
+	if (s & F_CANCEL_REQ)
+		ss__real.pthread_cancel(t->worker);
+	run_body(t, pending);
 	leave_thread(t);
 	finish(t, true);
 	return NULL;
@@ -757,12 +898,9 @@ static void *spill_main(void *p)
 	pthread_mutex_unlock(&t->lock);
 	tls_cur = t;
 	pthread_sigmask(SIG_SETMASK, &t->mask, NULL);
-	for (int sig = 1; pending; sig++, pending >>= 1)
-		if (pending & 1) {
-			t->killed = true;
-			ss__real.pthread_kill(ss__real.pthread_self(), sig);
-		}
-	run_body(t);
+	if (atomic_load_explicit(&t->state, memory_order_relaxed) & F_CANCEL_REQ)
+		ss__real.pthread_cancel(ss__real.pthread_self());
+	run_body(t, pending);
 	leave_thread(t);
 	finish(t, false);
 	return NULL;
@@ -788,18 +926,19 @@ static void spill_queued(void)
 			                                  memory_order_relaxed);
 			pthread_t th;
 
-			if ((s & (F_FREE | F_CANCEL_REQ)) || PH(s) != PH_QUEUED)
+			if ((s & F_FREE) || PH(s) != PH_QUEUED)
 				continue;
 			pthread_mutex_lock(&t->lock);
-			s = atomic_load_explicit(&t->state, memory_order_relaxed);
-			if (!(s & (F_FREE | F_CANCEL_REQ)) && PH(s) == PH_QUEUED &&
+			s = atomic_load_explicit(&t->state, memory_order_acquire);
+			if (!(s & F_FREE) && PH(s) == PH_QUEUED &&
 			    ss__real.pthread_create(&th, &attr, spill_main, t) == 0) {
 				t->worker = th;
 				atomic_fetch_add_explicit(&n_spilled, 1,
 				                          memory_order_relaxed);
 				while (!atomic_compare_exchange_weak_explicit(
 					       &t->state, &s,
-					       (s & ~PH_MASK) | PH_RUNNING | F_SPILLED,
+					       (s & ~PH_MASK) | PH_RUNNING | F_SPILLED |
+					       (s & F_CANCEL_REQ ? F_CANCEL_SENT : 0),
 					       memory_order_relaxed, memory_order_relaxed))
 					;
 			}
@@ -833,24 +972,48 @@ int ss__pt_create(pthread_t *th, const pthread_attr_t *attr,
 	t->arg = arg;
 	t->result = t->exit_value = NULL;
 	t->pending = 0;
-	t->killed = t->named = t->cancel_deferred = false;
+	t->sent = 0;
+	t->named = t->cancel_deferred = false;
+	t->stack_req = 0;
+	if (attr) {
+		size_t size = 0;
+
+		pthread_attr_getstacksize(attr, &size);
+		t->stack_req = size;
+	}
 	t->inline_depth = 0;
 	atomic_store_explicit(&t->refs, 2, memory_order_relaxed);
 	/* The attribute's mask if it has one (else the call returns
 	 * PTHREAD_ATTR_NO_SIGMASK_NP), else the creator's, as for a thread. */
 	if (!attr || pthread_attr_getsigmask_np(attr, &t->mask) != 0)
 		pthread_sigmask(SIG_BLOCK, NULL, &t->mask);
+	/* Release: the monitor's spill_queued() may take it from here on,
+	 * and must see the fields above (it loads the state with acquire). */
 	atomic_store_explicit(&t->state,
 	                      PH_QUEUED | (detach == PTHREAD_CREATE_DETACHED ?
 	                                   F_DETACHED : 0),
-	                      memory_order_relaxed);
+	                      memory_order_release);
 	/* glibc stores the handle before the thread can run; so do we. */
 	*th = handle_of(t);
 	atomic_fetch_add(&live, 1);
 	task = ss_spawn(trampoline, t);
 	if (!task) {
+		uint32_t s;
+
+		/* Under the lock, against spill_queued(). */
+		pthread_mutex_lock(&t->lock);
+		s = atomic_load_explicit(&t->state, memory_order_relaxed);
+		if (PH(s) == PH_QUEUED)
+			rec_free(t); /* pool_lock nests inside a record's */
+		pthread_mutex_unlock(&t->lock);
+		if (PH(s) != PH_QUEUED) {
+			/* Spilled meanwhile: it runs; no task will drop its
+			 * reference. */
+			rec_put(t);
+			atomic_fetch_add_explicit(&n_rerouted, 1, memory_order_relaxed);
+			return 0;
+		}
 		atomic_fetch_sub(&live, 1);
-		rec_free(t);
 		goto real;
 	}
 	ss_detach(task);
@@ -858,22 +1021,6 @@ int ss__pt_create(pthread_t *th, const pthread_attr_t *attr,
 	return 0;
 real:
 	atomic_fetch_add_explicit(&n_real, 1, memory_order_relaxed);
-	if (cfg.route && !cfg.sanitizer && fn) {
-		struct real_start *rs = malloc(sizeof *rs);
-		int rc;
-
-		if (rs) {
-			rs->fn = fn;
-			rs->arg = arg;
-			atomic_fetch_add(&live, 1);
-			rc = real(th, attr, real_counted, rs);
-			if (rc != 0) {
-				atomic_fetch_sub(&live, 1);
-				free(rs);
-			}
-			return rc;
-		}
-	}
 	return real(th, attr, fn, arg);
 }
 
@@ -991,17 +1138,24 @@ static int wait_done(struct ss_pt *t, clockid_t clk, const struct timespec *abs)
  * state, empty thread-specific data (the joiner's values are set aside and
  * put back), and its key destructors at its end.
  *
- * If it ends by pthread_exit() or cancellation, glibc unwinds it to the
+ * If it ends by pthread_exit() or cancellation, it is unwound to the
  * cleanup frame registered below, which catches the unwind and returns
- * into the joiner instead of passing it on (RESEARCH.md 4.6(b)); glibc
- * has then marked the thread as exiting for good, so its worker leaves the
- * pool once the joiner's own task returns (ss__worker_retire_after_task).
- * A cancel aimed at the joiner meanwhile waits until it resumes.
+ * into the joiner instead of passing it on (RESEARCH.md 4.6(b)).
+ * pthread_exit() there unwinds without glibc's "exiting" mark
+ * (ss__pt_exit), which would stop cancellation and setuid() from reaching
+ * the joiner's thread.  A cancellation is glibc's own and leaves the mark:
+ * the worker then leaves the pool as soon as the joiner's own task
+ * returns (ss__worker_retire_after_task); until then the joiner cannot be
+ * cancelled and a setuid() skips its thread.  A joiner with a cancel sent
+ * or pending does not run threads inline, a cancel aimed at it meanwhile
+ * waits until it resumes, a timed join never runs one, and neither does a
+ * joiner with less than 3/4 of a worker's stack left.
  */
 struct inline_run {
 	struct ss_pt *t;        /* the thread run inline */
+	uint64_t pending;       /* signals to raise when it starts */
 	__pthread_unwind_buf_t cbuf;
-	bool unwound;
+	bool unwound;           /* by a cancellation: glibc marked the thread */
 };
 
 /* The joiner's values of the program's keys, set aside. */
@@ -1054,14 +1208,7 @@ static void inline_end(struct ss_pt *t)
 {
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	keys_destroy();
-	if (t->killed) {
-		struct timespec zero = { 0, 0 };
-		sigset_t pend;
-
-		if (sigpending(&pend) == 0)
-			while (sigtimedwait(&pend, NULL, &zero) > 0)
-				;
-	}
+	drop_sent_signals(t);
 	finish(t, false);       /* its core task drops the other reference */
 }
 
@@ -1086,11 +1233,14 @@ static __attribute__((noinline)) void inline_body(struct inline_run *ir)
 		s = leave_running(t);
 		if (PH(s) == PH_RUNNING)
 			t->result = s & F_EXITING ? t->exit_value : PTHREAD_CANCELED;
-		ir->unwound = true;
+		/* pthread_exit unwound it without glibc's mark (ss__pt_exit);
+		 * a cancellation was glibc's own and marked this thread. */
+		ir->unwound = !(s & F_EXITING);
 		inline_end(t);
 		return;
 	}
 	__pthread_register_cancel(&ir->cbuf);
+	raise_pending(t, ir->pending);
 	t->result = t->fn(t->arg);
 	if (leave_running(t) & F_CANCEL_SENT) {
 		/* As in run_body: a cancel it did not act on is taken here. */
@@ -1103,10 +1253,41 @@ static __attribute__((noinline)) void inline_body(struct inline_run *ir)
 
 /* In a rerouted thread on a worker: run t, which it joins, if t has not
  * started; true if t is DONE now. */
+/* Threads run inline on this thread's stack, outermost first. */
+static __thread unsigned tls_inline_depth __attribute__((tls_model("initial-exec")));
+/* The low end of this thread's stack, 0 until looked up. */
+static __thread uintptr_t tls_stack_lo __attribute__((tls_model("initial-exec")));
+
+/* Has this thread the stack left to run t inline?  At least what t asked
+ * for, and never less than 3/4 of a worker's stack (6 MiB by default):
+ * natively it would have a stack of its own. */
+static bool stack_allows(const struct ss_pt *t)
+{
+	size_t need = cfg.worker_stack / 4 * 3;
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+
+	if (!tls_stack_lo) {
+		pthread_attr_t a;
+		void *lo;
+		size_t size;
+
+		if (ss__real.pthread_getattr_np(ss__real.pthread_self(), &a) != 0)
+			return false;
+		if (pthread_attr_getstack(&a, &lo, &size) == 0)
+			tls_stack_lo = (uintptr_t)lo;
+		pthread_attr_destroy(&a);
+		if (!tls_stack_lo)
+			return false;
+	}
+	if (t->stack_req > need)
+		need = t->stack_req;
+	return here > tls_stack_lo && here - tls_stack_lo >= need;
+}
+
 static bool run_inline(struct ss_pt *t)
 {
 	struct ss_pt *parent = tls_cur;
-	struct inline_run ir = { .t = t, .unwound = false };
+	struct inline_run ir = { .t = t, .unwound = false };  /* unwound: marked */
 	struct saved_keys sk;
 	sigset_t parent_mask;
 	int cstate, ctype;
@@ -1114,10 +1295,35 @@ static bool run_inline(struct ss_pt *t)
 	uint32_t s;
 	bool cancel;
 
+	if (!stack_allows(t))
+		return false;
+	/* A cancel sent to the joiner, or waiting for it, would act in the
+	 * inline thread: then the joiner waits as any other does.  From here
+	 * on, cancels for it wait until it resumes (ss__pt_cancel). */
+	pthread_mutex_lock(&parent->lock);
+	s = atomic_load_explicit(&parent->state, memory_order_relaxed);
+	if ((s & F_CANCEL_SENT) || parent->cancel_deferred) {
+		pthread_mutex_unlock(&parent->lock);
+		return false;
+	}
+	parent->inline_depth++;
+	pthread_mutex_unlock(&parent->lock);
+
 	pthread_mutex_lock(&t->lock);
 	s = atomic_load_explicit(&t->state, memory_order_relaxed);
-	if (PH(s) != PH_QUEUED) {
+	/* One cancelled before it started runs in its own task: acting on
+	 * the cancel takes the thread it runs on out of service. */
+	if (PH(s) != PH_QUEUED || (s & F_CANCEL_REQ)) {
 		pthread_mutex_unlock(&t->lock);
+		pthread_mutex_lock(&parent->lock);
+		cancel = --parent->inline_depth == 0 && parent->cancel_deferred;
+		if (cancel) {
+			parent->cancel_deferred = false;
+			atomic_fetch_or_explicit(&parent->state, F_CANCEL_SENT,
+			                         memory_order_relaxed);
+			ss__real.pthread_cancel(parent->worker);
+		}
+		pthread_mutex_unlock(&parent->lock);
 		return false;
 	}
 	t->worker = ss__real.pthread_self();
@@ -1129,34 +1335,23 @@ static bool run_inline(struct ss_pt *t)
 	t->pending = 0;
 	pthread_mutex_unlock(&t->lock);
 	atomic_fetch_add_explicit(&n_inline, 1, memory_order_relaxed);
-	if (s & F_CANCEL_REQ) {
-		/* Cancelled before it started: it never runs. */
-		leave_running(t);
-		t->result = PTHREAD_CANCELED;
-		finish(t, false);
-		return true;
-	}
 
-	pthread_mutex_lock(&parent->lock);
-	parent->inline_depth++;
-	pthread_mutex_unlock(&parent->lock);
 	keys_set_aside(&sk);
-	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &cstate);
+	/* The type first: a new thread's state, never async while enabled. */
 	pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &ctype);
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &cstate);
 	pthread_sigmask(SIG_SETMASK, &t->mask, &parent_mask);
 	tls_cur = t;
-	for (int sig = 1; pending; sig++, pending >>= 1)
-		if (pending & 1) {
-			t->killed = true;
-			ss__real.pthread_kill(t->worker, sig);
-		}
+	tls_inline_depth++;
+	ir.pending = pending;
 	inline_body(&ir);
+	tls_inline_depth--;
 	tls_cur = parent;
 	pthread_sigmask(SIG_SETMASK, &parent_mask, NULL);
 	keys_put_back(&sk);
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	pthread_setcanceltype(ctype, NULL);
 	pthread_setcancelstate(cstate, NULL);
-
 	pthread_mutex_lock(&parent->lock);
 	cancel = --parent->inline_depth == 0 && parent->cancel_deferred;
 	if (cancel) {
@@ -1179,6 +1374,8 @@ static int join_ours(struct ss_pt *t, void **ret, bool try, clockid_t clk,
 
 	if (t == tls_cur)
 		return EDEADLK;
+	/* A cancellation point: a pending cancel acts before anything. */
+	pthread_testcancel();
 	if (abs && (abs->tv_nsec < 0 || abs->tv_nsec >= 1000000000))
 		return EINVAL;
 	if (abs && clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC)
@@ -1192,7 +1389,7 @@ static int join_ours(struct ss_pt *t, void **ret, bool try, clockid_t clk,
 		&t->state, &s, s | F_JOINING, memory_order_acquire,
 		memory_order_acquire));
 	/* A rerouted joiner on a worker runs a thread that has not started. */
-	if (PH(s) == PH_QUEUED && tls_cur && ss__self() && run_inline(t))
+	if (PH(s) == PH_QUEUED && !abs && tls_cur && ss__self() && run_inline(t))
 		s = atomic_load_explicit(&t->state, memory_order_acquire);
 	if (PH(s) != PH_DONE) {
 		pthread_cleanup_push(unclaim, t);
@@ -1206,6 +1403,7 @@ static int join_ours(struct ss_pt *t, void **ret, bool try, clockid_t clk,
 	}
 	if (ret)
 		*ret = t->result;
+	atomic_fetch_or_explicit(&t->state, F_JOINED, memory_order_relaxed);
 	rec_put(t);
 	errno = saved;
 	return 0;
@@ -1219,7 +1417,7 @@ int ss__pt_join(pthread_t th, void **ret)
 	case OURS:
 		return join_ours(t, ret, false, CLOCK_REALTIME, NULL);
 	case STALE:
-		return ESRCH;
+		return stale_errno(t);
 	}
 	return SS_REAL(pthread_join) ? ss__real.pthread_join(th, ret) : ENOSYS;
 }
@@ -1232,7 +1430,7 @@ int ss__pt_tryjoin(pthread_t th, void **ret)
 	case OURS:
 		return join_ours(t, ret, true, CLOCK_REALTIME, NULL);
 	case STALE:
-		return ESRCH;
+		return stale_errno(t);
 	}
 	return SS_REAL(pthread_tryjoin_np) ? ss__real.pthread_tryjoin_np(th, ret)
 	                                   : ENOSYS;
@@ -1246,7 +1444,7 @@ int ss__pt_timedjoin(pthread_t th, void **ret, const struct timespec *abstime)
 	case OURS:
 		return join_ours(t, ret, false, CLOCK_REALTIME, abstime);
 	case STALE:
-		return ESRCH;
+		return stale_errno(t);
 	}
 	return SS_REAL(pthread_timedjoin_np)
 	               ? ss__real.pthread_timedjoin_np(th, ret, abstime)
@@ -1262,7 +1460,7 @@ int ss__pt_clockjoin(pthread_t th, void **ret, clockid_t clk,
 	case OURS:
 		return join_ours(t, ret, false, clk, abstime);
 	case STALE:
-		return ESRCH;
+		return stale_errno(t);
 	}
 	return SS_REAL(pthread_clockjoin_np)
 	               ? ss__real.pthread_clockjoin_np(th, ret, clk, abstime)
@@ -1278,7 +1476,7 @@ int ss__pt_detach(pthread_t th)
 	case REAL_THREAD:
 		return SS_REAL(pthread_detach) ? ss__real.pthread_detach(th) : ENOSYS;
 	case STALE:
-		return ESRCH;
+		return stale_errno(t);
 	}
 	s = atomic_load_explicit(&t->state, memory_order_acquire);
 	do {
@@ -1308,19 +1506,36 @@ void ss__pt_exit(void *ret)
 	struct ss_pt *t = tls_cur;
 
 	ss__real_resolve();
+	if (t && tls_inline_depth) {
+		/* Run inline by its joiner (run_inline): glibc's pthread_exit
+		 * would mark the joiner's thread as exiting for good.  Unwind
+		 * as it does, minus that mark: from a buffer registered here,
+		 * to the innermost cleanup frame before it, and on down to
+		 * inline_body's, which returns into the joiner. */
+		__pthread_unwind_buf_t here;
+
+		t->exit_value = ret;
+		atomic_fetch_or_explicit(&t->state, F_EXITING, memory_order_relaxed);
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+		__pthread_register_cancel(&here);
+		__pthread_unwind_next(&here);
+	}
 	if (t) {
 		/* Read by unwound() on this same thread. */
 		t->exit_value = ret;
 		atomic_fetch_or_explicit(&t->state, F_EXITING, memory_order_relaxed);
-	} else if (cfg.route && getpid() == gettid()) {
+	} else if (cfg.route && !cfg.sanitizer && getpid() == gettid()) {
 		/* main() ends its thread only; see "process end" above. */
 		pthread_attr_t attr;
+		sigset_t all, old;
 		pthread_t th;
 
 		if (pthread_attr_init(&attr) == 0) {
 			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-			ss__real.pthread_create(&th, &attr, reaper,
-			                        (void *)ss__real.pthread_self());
+			sigfillset(&all);
+			pthread_sigmask(SIG_SETMASK, &all, &old);
+			ss__real.pthread_create(&th, &attr, reaper, NULL);
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
 			pthread_attr_destroy(&attr);
 		}
 	}
@@ -1340,6 +1555,12 @@ int ss__pt_cancel(pthread_t th)
 		return SS_REAL(pthread_cancel) ? ss__real.pthread_cancel(th) : ENOSYS;
 	case STALE:
 		return ESRCH;
+	}
+	if (t == tls_cur && !t->inline_depth) {
+		/* Itself: no lock (with asynchronous cancellation it unwinds
+		 * at once, into unwound(), which takes the lock). */
+		atomic_fetch_or_explicit(&t->state, F_CANCEL_SENT, memory_order_relaxed);
+		return ss__real.pthread_cancel(ss__real.pthread_self());
 	}
 	pthread_mutex_lock(&t->lock);
 	s = atomic_load_explicit(&t->state, memory_order_relaxed);
@@ -1379,12 +1600,18 @@ int ss__pt_kill(pthread_t th, int sig)
 		return EINVAL;
 	if (sig == 0)
 		return 0;
+	if (t == tls_cur) {
+		/* To itself: no lock (its handler may exit or longjmp), and
+		 * it cannot leave RUNNING meanwhile. */
+		t->sent |= 1ull << (sig - 1);
+		return ss__real.pthread_kill(ss__real.pthread_self(), sig);
+	}
 	pthread_mutex_lock(&t->lock);
 	s = atomic_load_explicit(&t->state, memory_order_relaxed);
 	if (PH(s) == PH_QUEUED) {
 		t->pending |= 1ull << (sig - 1);
 	} else if (PH(s) == PH_RUNNING) {
-		t->killed = true;
+		t->sent |= 1ull << (sig - 1);
 		rc = ss__real.pthread_kill(t->worker, sig);
 	}
 	/* FINISHING or DONE: a thread that has ended takes no signal. */
@@ -1409,12 +1636,16 @@ int ss__pt_sigqueue(pthread_t th, int sig, const union sigval val)
 		return EINVAL;
 	if (sig == 0)
 		return 0;
+	if (t == tls_cur) {
+		t->sent |= 1ull << (sig - 1);
+		return ss__real.pthread_sigqueue(ss__real.pthread_self(), sig, val);
+	}
 	pthread_mutex_lock(&t->lock);
 	s = atomic_load_explicit(&t->state, memory_order_relaxed);
 	if (PH(s) == PH_QUEUED) {
 		t->pending |= 1ull << (sig - 1); /* raised without its value */
 	} else if (PH(s) == PH_RUNNING) {
-		t->killed = true;
+		t->sent |= 1ull << (sig - 1);
 		rc = ss__real.pthread_sigqueue(t->worker, sig, val);
 	}
 	pthread_mutex_unlock(&t->lock);
