@@ -127,19 +127,22 @@ static bool retire_if_above_target(struct ss_exec *e, struct ss_worker *w)
 	int32_t n = atomic_load_explicit(&e->nthreads, memory_order_relaxed);
 	unsigned moved = 0;
 	bool retire = false;
+	/* Read once, here: after the slot is freed below, a new thread may
+	 * take it and reset the field. */
+	bool told = w->retire_after;
 
-	if (!w->retire_after &&
+	if (!told &&
 	    (n <= 1 || n - nonneg(atomic_load_explicit(&e->nblocked,
 	                                               memory_order_relaxed)) <=
 	                       (int32_t)c->threads))
 		return false;
 	pthread_mutex_lock(&e->lock);
 	n = atomic_load(&e->nthreads);
-	if (w->retire_after ||
+	if (told ||
 	    (n > 1 && n - nonneg(atomic_load(&e->nblocked)) > (int32_t)c->threads)) {
 		/* A worker told to retire leaves the pool below its target:
 		 * no token back, and the pool may grow again. */
-		if (!w->retire_after)
+		if (!told)
 			ss__refund_token_locked();
 		atomic_fetch_sub(&e->nthreads, 1);
 		/* Before the slot can be reused: what the last task queued
@@ -151,7 +154,7 @@ static bool retire_if_above_target(struct ss_exec *e, struct ss_worker *w)
 		retire = true;
 	}
 	pthread_mutex_unlock(&e->lock);
-	if (moved || (w->retire_after && ss__gq_len() > 0))
+	if (moved || (told && ss__gq_len() > 0))
 		ss__notify();
 	return retire;
 }
