@@ -1085,32 +1085,29 @@ static int wait_done(struct ss_pt *t, clockid_t clk, const struct timespec *abs)
 			continue;
 		s |= F_WAITERS;
 		/* pthread_join is a cancellation point: sleep in slices of
-		 * 100 ms at most and look for a cancel between them. */
-		clock_gettime(CLOCK_MONOTONIC, &slice);
+		 * 100 ms at most (on the deadline's clock, up to the deadline)
+		 * and look for a cancel between them. */
+		if (!abs)
+			wclk = CLOCK_MONOTONIC;
+		clock_gettime(wclk, &slice);
 		slice.tv_nsec += 100000000;
 		if (slice.tv_nsec >= 1000000000) {
 			slice.tv_sec++;
 			slice.tv_nsec -= 1000000000;
 		}
-		if (!abs) {
-			wait_until = &slice;
-			wclk = CLOCK_MONOTONIC;
-		}
+		wait_until = &slice;
+		if (abs && (abs->tv_sec < slice.tv_sec ||
+		            (abs->tv_sec == slice.tv_sec && abs->tv_nsec < slice.tv_nsec)))
+			wait_until = (struct timespec *)abs;
 		rc = futex_wait_abs(&t->state, s, wclk, wait_until);
 		pthread_testcancel();
 		s = atomic_load_explicit(&t->state, memory_order_acquire);
-		if (rc == ETIMEDOUT && abs) {
-			if (PH(s) != PH_DONE)
-				break;
-			rc = 0;
-		}
-		if (abs && rc == 0) {
+		if (abs && PH(s) != PH_DONE) {
 			struct timespec now;
 
 			clock_gettime(clk, &now);
-			if (PH(s) != PH_DONE &&
-			    (now.tv_sec > abs->tv_sec ||
-			     (now.tv_sec == abs->tv_sec && now.tv_nsec >= abs->tv_nsec))) {
+			if (now.tv_sec > abs->tv_sec ||
+			    (now.tv_sec == abs->tv_sec && now.tv_nsec >= abs->tv_nsec)) {
 				rc = ETIMEDOUT;
 				break;
 			}
