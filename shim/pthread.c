@@ -1051,32 +1051,31 @@ static void unclaim(void *p)
 #define JOIN_SPIN_LONG_NS 50000u
 static __thread unsigned join_score __attribute__((tls_model("initial-exec")));
 
-static int wait_done(struct ss_pt *t, clockid_t clk, const struct timespec *abs)
+/* A joiner cancelled while it sleeps takes its blocking hint back. */
+static void unhint(void *hinted)
 {
-	uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
-	uint64_t start = ss__now_ns();
-	uint64_t spin_until = start + ss__spin_ns(join_score, JOIN_SPIN_NS,
-	                                          JOIN_SPIN_LONG_NS);
-	bool hinted = false;
+	if (*(volatile bool *)hinted)
+		ss_blocking_end();
+}
+
+/* The sleeping part of wait_done: futex waits until t is DONE (0, *ps its
+ * state), or the deadline passed (ETIMEDOUT); *hinted is set once the
+ * blocking hint is given. */
+static int sleep_until_done(struct ss_pt *t, volatile uint32_t *ps, clockid_t clk,
+                            const struct timespec *abs, volatile bool *hinted)
+{
+	uint32_t s = *ps;
 	int rc = 0;
 
-	/* The clock is read every 8th round: in a VM it costs more than a
-	 * look at the state. */
-	for (unsigned i = 1; PH(s) != PH_DONE; i++) {
-		if (i % 8 == 0 && ss__now_ns() > spin_until)
-			break;
-		ss__cpu_relax();
-		s = atomic_load_explicit(&t->state, memory_order_acquire);
-	}
 	while (PH(s) != PH_DONE) {
 		struct timespec slice, *wait_until = (struct timespec *)abs;
 		clockid_t wclk = clk;
 
-		if (!hinted) {
+		if (!*hinted) {
 			/* A joiner on a worker blocks it: say so, so its
 			 * queued work (often the thread it joins) moves now. */
 			ss_blocking_begin();
-			hinted = true;
+			*hinted = true;
 		}
 		if (!(s & F_WAITERS) &&
 		    !atomic_compare_exchange_strong_explicit(
@@ -1114,6 +1113,34 @@ static int wait_done(struct ss_pt *t, clockid_t clk, const struct timespec *abs)
 		}
 		rc = 0;
 	}
+	*ps = s;
+	return rc;
+}
+
+static int wait_done(struct ss_pt *t, clockid_t clk, const struct timespec *abs)
+{
+	uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+	uint64_t start = ss__now_ns();
+	uint64_t spin_until = start + ss__spin_ns(join_score, JOIN_SPIN_NS,
+	                                          JOIN_SPIN_LONG_NS);
+	volatile bool hinted = false;
+	int rc = 0;
+
+	/* The clock is read every 8th round: in a VM it costs more than a
+	 * look at the state. */
+	for (unsigned i = 1; PH(s) != PH_DONE; i++) {
+		if (i % 8 == 0 && ss__now_ns() > spin_until)
+			break;
+		ss__cpu_relax();
+		s = atomic_load_explicit(&t->state, memory_order_acquire);
+	}
+	/* volatile: the cleanup frame is a setjmp. */
+	volatile uint32_t vs = s;
+
+	pthread_cleanup_push(unhint, (void *)&hinted);
+	rc = sleep_until_done(t, &vs, clk, abs, &hinted);
+	pthread_cleanup_pop(0);
+	s = vs;
 	if (hinted)
 		ss_blocking_end();
 	if (PH(s) == PH_DONE) {
