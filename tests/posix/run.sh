@@ -77,10 +77,13 @@ readonly IFACES=(pthread_create pthread_join pthread_detach pthread_exit
 # not yet left it, two threads share a stack and the process dies (SIGSEGV,
 # sp inside the malloc'd stack): pthread_detach/4-3 about 3 runs in 100
 # under load, natively.
-# A test failing under the preload is rerun alone (nothing else running)
-# twice: a listed test whose two lone reruns pass is reported as flaky, not
-# as a regression; any other test failing once is a regression, whatever
-# its reruns do (they are shown: an intermittent failure is a shim bug too).
+# A test failing under the preload is rerun alone (nothing else running):
+# a listed test that failed with the race's signature only and passed at
+# least two of four lone reruns is reported as flaky, not as a regression
+# (alone and natively, pthread_detach/4-3 lost the race 2 runs in 10 on a
+# loaded machine, and 0 in 20 under the shim); any other test failing once
+# is a regression, whatever its two reruns do (they are shown: an
+# intermittent failure is a shim bug too).
 # A test failing natively is rerun alone once; passing then, it counts as
 # passing natively (so the set of tests the shim must pass only grows).
 # Only that failure is excused: a listed test failing otherwise (FAIL,
@@ -543,10 +546,11 @@ for p in "${passes[@]}"; do
 done
 
 # Failing under the preload: rerun alone (no other test of this suite
-# running), twice, in the same pass.  A regression unless the test is FLAKY,
-# failed with the race's signature ($FLAKY_VERDICT) and both lone reruns
-# pass; for any other test a failure under load is a regression even if the
-# reruns pass (they are shown, to tell a deterministic bug from a race).
+# running), in the same pass.  A regression unless the test is FLAKY,
+# failed with the race's signature ($FLAKY_VERDICT) only, and passed at
+# least two of its four lone reruns; for any other test a failure under load
+# is a regression even if its two reruns pass (they are shown, to tell a
+# deterministic bug from a race).
 regress=() flaky_seen=() ok=()
 for t in "${native_pass[@]}"; do
   bad=""
@@ -559,10 +563,25 @@ for t in "${native_pass[@]}"; do
     [[ $(verdict "$(status_of "$p" "$t")") == "$FLAKY_VERDICT" ]] || rerun_ok=0
   done
   for p in $bad; do
-    for n in 1 2; do
+    # Two lone reruns; a listed test gets four, and may lose the race
+    # again in up to two of them (natively it failed 2 runs in 10 alone
+    # on a loaded CI machine), as long as every failure is the race's.
+    passed=0 failed=0 reruns=2
+    [[ -n ${FLAKY[$t]:-} ]] && reruns=4
+    for ((n = 1; n <= reruns; n++)); do
       run_one "$p-rerun$n" "$t" "$tmo"
-      [[ $(status_of "$p-rerun$n" "$t") == 0 ]] || rerun_ok=0
+      if [[ $(status_of "$p-rerun$n" "$t") == 0 ]]; then
+        passed=$((passed + 1))
+      else
+        failed=$((failed + 1))
+        [[ $(verdict "$(status_of "$p-rerun$n" "$t")") == "$FLAKY_VERDICT" ]] || rerun_ok=0
+      fi
     done
+    if [[ -n ${FLAKY[$t]:-} ]]; then
+      ((passed >= 2)) || rerun_ok=0
+    else
+      ((failed == 0)) || rerun_ok=0
+    fi
   done
   if ((rerun_ok)) && [[ -n ${FLAKY[$t]:-} ]]; then
     flaky_seen+=("$t")
@@ -609,7 +628,7 @@ last_line() {
 
 if ((${#flaky_seen[@]})); then
   echo
-  echo "flaky (known test race, its signature $FLAKY_VERDICT under load, then passed alone twice):"
+  echo "flaky (known test race, its signature $FLAKY_VERDICT only, then passed alone at least twice in four):"
   for t in "${flaky_seen[@]}"; do echo "  $t: ${FLAKY[$t]}"; done
 fi
 
