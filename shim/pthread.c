@@ -142,19 +142,24 @@ struct ss_pt {
 	void *(*fn)(void *);
 	void *arg;
 	sigset_t mask;
+	size_t stack_req;       /* the stack size asked for, 0 if no attr */
 
 	/* Written by the thread itself before DONE (release), read by the
 	 * joiner after it (acquire). */
 	void *result;
 	void *exit_value;       /* pthread_exit's argument */
 
+	/* Signals sent to its worker, bit sig-1: or-ed in by killers under
+	 * the lock and by the thread itself without it (raising its own), so
+	 * atomic; relaxed, since the thread reads it at its end, after
+	 * leave_running() took the lock every killer held. */
+	_Atomic uint64_t sent;
+
 	/* Under lock. */
 	pthread_mutex_t lock;
 	pthread_t worker;       /* the worker running it, while RUNNING */
 	uint64_t pending;       /* signals sent before it started: bit sig-1 */
-	uint64_t sent;          /* signals sent to its worker: bit sig-1 */
 	unsigned inline_depth;  /* it runs a thread it joins inline (join) */
-	size_t stack_req;       /* a stack size asked for above the default */
 	bool cancel_deferred;   /* cancelled meanwhile: sent when it resumes */
 	bool named;
 	char name[16];
@@ -741,10 +746,10 @@ static void finish(struct ss_pt *t, bool task_ref)
 static void drop_sent_signals(struct ss_pt *t)
 {
 	char line[128];
-	uint64_t own = 0, drop;
+	uint64_t own = 0, drop, sent = atomic_load_explicit(&t->sent, memory_order_relaxed);
 	FILE *f;
 
-	if (!t->sent || !(f = fopen("/proc/thread-self/status", "re")))
+	if (!sent || !(f = fopen("/proc/thread-self/status", "re")))
 		return;
 	while (fgets(line, sizeof line, f))
 		if (strncmp(line, "SigPnd:", 7) == 0) {
@@ -752,7 +757,7 @@ static void drop_sent_signals(struct ss_pt *t)
 			break;
 		}
 	fclose(f);
-	drop = own & t->sent;
+	drop = own & sent;
 	for (int sig = 1; drop; sig++, drop >>= 1)
 		if (drop & 1) {
 			struct timespec zero = { 0, 0 };
@@ -812,7 +817,7 @@ static void raise_pending(struct ss_pt *t, uint64_t pending)
 
 	for (int sig = 1; pending; sig++, pending >>= 1)
 		if (pending & 1) {
-			t->sent |= 1ull << (sig - 1);
+			atomic_fetch_or_explicit(&t->sent, 1ull << (sig - 1), memory_order_relaxed);
 			ss__real.pthread_kill(self, sig);
 		}
 }
@@ -972,7 +977,7 @@ int ss__pt_create(pthread_t *th, const pthread_attr_t *attr,
 	t->arg = arg;
 	t->result = t->exit_value = NULL;
 	t->pending = 0;
-	t->sent = 0;
+	atomic_store_explicit(&t->sent, 0, memory_order_relaxed);
 	t->named = t->cancel_deferred = false;
 	t->stack_req = 0;
 	if (attr) {
@@ -1627,7 +1632,7 @@ int ss__pt_kill(pthread_t th, int sig)
 	if (t == tls_cur) {
 		/* To itself: no lock (its handler may exit or longjmp), and
 		 * it cannot leave RUNNING meanwhile. */
-		t->sent |= 1ull << (sig - 1);
+		atomic_fetch_or_explicit(&t->sent, 1ull << (sig - 1), memory_order_relaxed);
 		return ss__real.pthread_kill(ss__real.pthread_self(), sig);
 	}
 	pthread_mutex_lock(&t->lock);
@@ -1635,7 +1640,7 @@ int ss__pt_kill(pthread_t th, int sig)
 	if (PH(s) == PH_QUEUED) {
 		t->pending |= 1ull << (sig - 1);
 	} else if (PH(s) == PH_RUNNING) {
-		t->sent |= 1ull << (sig - 1);
+		atomic_fetch_or_explicit(&t->sent, 1ull << (sig - 1), memory_order_relaxed);
 		rc = ss__real.pthread_kill(t->worker, sig);
 	}
 	/* FINISHING or DONE: a thread that has ended takes no signal. */
@@ -1661,7 +1666,7 @@ int ss__pt_sigqueue(pthread_t th, int sig, const union sigval val)
 	if (sig == 0)
 		return 0;
 	if (t == tls_cur) {
-		t->sent |= 1ull << (sig - 1);
+		atomic_fetch_or_explicit(&t->sent, 1ull << (sig - 1), memory_order_relaxed);
 		return ss__real.pthread_sigqueue(ss__real.pthread_self(), sig, val);
 	}
 	pthread_mutex_lock(&t->lock);
@@ -1669,7 +1674,7 @@ int ss__pt_sigqueue(pthread_t th, int sig, const union sigval val)
 	if (PH(s) == PH_QUEUED) {
 		t->pending |= 1ull << (sig - 1); /* raised without its value */
 	} else if (PH(s) == PH_RUNNING) {
-		t->sent |= 1ull << (sig - 1);
+		atomic_fetch_or_explicit(&t->sent, 1ull << (sig - 1), memory_order_relaxed);
 		rc = ss__real.pthread_sigqueue(t->worker, sig, val);
 	}
 	pthread_mutex_unlock(&t->lock);
