@@ -1448,7 +1448,7 @@ int ss__pt_join(pthread_t th, void **ret)
 	case STALE:
 		return stale_errno(t);
 	}
-	return SS_REAL(pthread_join) ? ss__real.pthread_join(th, ret) : ENOSYS;
+	return SS_CALL_REAL(pthread_join, th, ret);
 }
 
 int ss__pt_tryjoin(pthread_t th, void **ret)
@@ -1461,8 +1461,7 @@ int ss__pt_tryjoin(pthread_t th, void **ret)
 	case STALE:
 		return stale_errno(t);
 	}
-	return SS_REAL(pthread_tryjoin_np) ? ss__real.pthread_tryjoin_np(th, ret)
-	                                   : ENOSYS;
+	return SS_CALL_REAL(pthread_tryjoin_np, th, ret);
 }
 
 int ss__pt_timedjoin(pthread_t th, void **ret, const struct timespec *abstime)
@@ -1475,9 +1474,7 @@ int ss__pt_timedjoin(pthread_t th, void **ret, const struct timespec *abstime)
 	case STALE:
 		return stale_errno(t);
 	}
-	return SS_REAL(pthread_timedjoin_np)
-	               ? ss__real.pthread_timedjoin_np(th, ret, abstime)
-	               : ENOSYS;
+	return SS_CALL_REAL(pthread_timedjoin_np, th, ret, abstime);
 }
 
 int ss__pt_clockjoin(pthread_t th, void **ret, clockid_t clk,
@@ -1491,9 +1488,7 @@ int ss__pt_clockjoin(pthread_t th, void **ret, clockid_t clk,
 	case STALE:
 		return stale_errno(t);
 	}
-	return SS_REAL(pthread_clockjoin_np)
-	               ? ss__real.pthread_clockjoin_np(th, ret, clk, abstime)
-	               : ENOSYS;
+	return SS_CALL_REAL(pthread_clockjoin_np, th, ret, clk, abstime);
 }
 
 int ss__pt_detach(pthread_t th)
@@ -1503,7 +1498,7 @@ int ss__pt_detach(pthread_t th)
 
 	switch (lookup(th, &t)) {
 	case REAL_THREAD:
-		return SS_REAL(pthread_detach) ? ss__real.pthread_detach(th) : ENOSYS;
+		return SS_CALL_REAL(pthread_detach, th);
 	case STALE:
 		return stale_errno(t);
 	}
@@ -1581,7 +1576,7 @@ int ss__pt_cancel(pthread_t th)
 
 	switch (lookup(th, &t)) {
 	case REAL_THREAD:
-		return SS_REAL(pthread_cancel) ? ss__real.pthread_cancel(th) : ENOSYS;
+		return SS_CALL_REAL(pthread_cancel, th);
 	case STALE:
 		return ESRCH;
 	}
@@ -1621,7 +1616,7 @@ int ss__pt_kill(pthread_t th, int sig)
 
 	switch (lookup(th, &t)) {
 	case REAL_THREAD:
-		return SS_REAL(pthread_kill) ? ss__real.pthread_kill(th, sig) : ENOSYS;
+		return SS_CALL_REAL(pthread_kill, th, sig);
 	case STALE:
 		return ESRCH;
 	}
@@ -1656,8 +1651,7 @@ int ss__pt_sigqueue(pthread_t th, int sig, const union sigval val)
 
 	switch (lookup(th, &t)) {
 	case REAL_THREAD:
-		return SS_REAL(pthread_sigqueue) ? ss__real.pthread_sigqueue(th, sig, val)
-		                                 : ENOSYS;
+		return SS_CALL_REAL(pthread_sigqueue, th, sig, val);
 	case STALE:
 		return ESRCH;
 	}
@@ -1689,8 +1683,7 @@ int ss__pt_setname(pthread_t th, const char *name)
 
 	switch (lookup(th, &t)) {
 	case REAL_THREAD:
-		return SS_REAL(pthread_setname_np) ? ss__real.pthread_setname_np(th, name)
-		                                   : ENOSYS;
+		return SS_CALL_REAL(pthread_setname_np, th, name);
 	case STALE:
 		return ESRCH;
 	}
@@ -1709,8 +1702,7 @@ int ss__pt_getname(pthread_t th, char *buf, size_t len)
 
 	switch (lookup(th, &t)) {
 	case REAL_THREAD:
-		return SS_REAL(pthread_getname_np) ? ss__real.pthread_getname_np(th, buf, len)
-		                                   : ENOSYS;
+		return SS_CALL_REAL(pthread_getname_np, th, buf, len);
 	case STALE:
 		return ESRCH;
 	}
@@ -1736,8 +1728,7 @@ int ss__pt_getattr(pthread_t th, pthread_attr_t *attr)
 
 	switch (lookup(th, &t)) {
 	case REAL_THREAD:
-		return SS_REAL(pthread_getattr_np) ? ss__real.pthread_getattr_np(th, attr)
-		                                   : ENOSYS;
+		return SS_CALL_REAL(pthread_getattr_np, th, attr);
 	case STALE:
 		return ESRCH;
 	}
@@ -1766,8 +1757,7 @@ int ss__pt_getcpuclockid(pthread_t th, clockid_t *clk)
 
 	switch (lookup(th, &t)) {
 	case REAL_THREAD:
-		return SS_REAL(pthread_getcpuclockid) ? ss__real.pthread_getcpuclockid(th, clk)
-		                                      : ENOSYS;
+		return SS_CALL_REAL(pthread_getcpuclockid, th, clk);
 	case STALE:
 		return ESRCH;
 	}
@@ -1791,9 +1781,7 @@ int ss__pt_setaffinity(pthread_t th, size_t size, const cpu_set_t *set)
 
 	switch (lookup(th, &t)) {
 	case REAL_THREAD:
-		return SS_REAL(pthread_setaffinity_np)
-		               ? ss__real.pthread_setaffinity_np(th, size, set)
-		               : ENOSYS;
+		return SS_CALL_REAL(pthread_setaffinity_np, th, size, set);
 	case STALE:
 		return ESRCH;
 	}
@@ -1806,9 +1794,7 @@ int ss__pt_getaffinity(pthread_t th, size_t size, cpu_set_t *set)
 
 	switch (lookup(th, &t)) {
 	case REAL_THREAD:
-		return SS_REAL(pthread_getaffinity_np)
-		               ? ss__real.pthread_getaffinity_np(th, size, set)
-		               : ENOSYS;
+		return SS_CALL_REAL(pthread_getaffinity_np, th, size, set);
 	case STALE:
 		return ESRCH;
 	}
@@ -1821,9 +1807,7 @@ int ss__pt_setschedparam(pthread_t th, int policy, const struct sched_param *p)
 
 	switch (lookup(th, &t)) {
 	case REAL_THREAD:
-		return SS_REAL(pthread_setschedparam)
-		               ? ss__real.pthread_setschedparam(th, policy, p)
-		               : ENOSYS;
+		return SS_CALL_REAL(pthread_setschedparam, th, policy, p);
 	case STALE:
 		return ESRCH;
 	}
@@ -1836,9 +1820,7 @@ int ss__pt_getschedparam(pthread_t th, int *policy, struct sched_param *p)
 
 	switch (lookup(th, &t)) {
 	case REAL_THREAD:
-		return SS_REAL(pthread_getschedparam)
-		               ? ss__real.pthread_getschedparam(th, policy, p)
-		               : ENOSYS;
+		return SS_CALL_REAL(pthread_getschedparam, th, policy, p);
 	case STALE:
 		return ESRCH;
 	}
@@ -1853,8 +1835,7 @@ int ss__pt_setschedprio(pthread_t th, int prio)
 
 	switch (lookup(th, &t)) {
 	case REAL_THREAD:
-		return SS_REAL(pthread_setschedprio) ? ss__real.pthread_setschedprio(th, prio)
-		                                     : ENOSYS;
+		return SS_CALL_REAL(pthread_setschedprio, th, prio);
 	case STALE:
 		return ESRCH;
 	}

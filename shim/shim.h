@@ -62,6 +62,11 @@ SS_SHIM_HIDDEN void ss__real_resolve(void);
 /* The real function `name`, resolving the table first if needed. */
 #define SS_REAL(name) (ss__real_resolve(), ss__real.name)
 
+/* Call the real function `name` with the arguments, or ENOSYS if it was
+ * not found (for the pthread functions that return an error number). */
+#define SS_CALL_REAL(name, ...) \
+	(SS_REAL(name) ? ss__real.name(__VA_ARGS__) : ENOSYS)
+
 /* ------------------------------------------------------------ pthread */
 
 /* Read the SMOLSCALE_PTHREAD* variables and register the fork handlers;
