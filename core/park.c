@@ -143,24 +143,26 @@ static bool wake_one(void)
 	return true;
 }
 
-void ss__notify(void)
+static bool grow(bool untokened);
+
+static void notify(bool untokened)
 {
 	struct ss_exec *e = &ss__exec;
 
 	if (atomic_load(&e->nsearching) > 0)
 		return;
 	if (!wake_one())
-		ss__grow();
+		grow(untokened);
+}
+
+void ss__notify(void)
+{
+	notify(false);
 }
 
 void ss__notify_untokened(void)
 {
-	struct ss_exec *e = &ss__exec;
-
-	if (atomic_load(&e->nsearching) > 0)
-		return;
-	if (!wake_one())
-		ss__grow_untokened();
+	notify(true);
 }
 
 bool ss__pool_saturated(void)
