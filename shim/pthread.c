@@ -321,7 +321,7 @@ static char **patterns(const char *name)
 
 static void spill_queued(void);
 
-static void stats_extra(FILE *f)
+void ss__pt_stats(FILE *f)
 {
 	fprintf(f, " pthreads_rerouted=%lu pthreads_real=%lu pthreads_spilled=%lu"
 	           " pthreads_inline=%lu",
@@ -414,7 +414,7 @@ static void cfg_read(void)
 		ss__real_pthread_create = ss__real.pthread_create;
 	else
 		cfg.route = false;
-	ss__stats_extra = stats_extra;
+	ss__shim_stats_init();
 	ss__saturated_hook = spill_queued;
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }

@@ -19,6 +19,7 @@
 #include <dlfcn.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "shim.h"
 
@@ -77,6 +78,21 @@ static void resolve(void)
 	FIND(pthread_key_delete);
 #undef FIND
 	atomic_store_explicit(&ready, true, memory_order_release);
+}
+
+void *ss__real_find(const char *name)
+{
+	void *p = find(name, our_base());
+
+	if (!p && strncmp(name, "g_", 2) == 0) {
+		void *glib = dlopen("libglib-2.0.so.0", RTLD_LAZY | RTLD_NOLOAD);
+
+		if (glib) {
+			p = dlsym(glib, name);
+			dlclose(glib);
+		}
+	}
+	return p;
 }
 
 void ss__real_resolve(void)

@@ -59,6 +59,18 @@ struct ss_real {
 SS_SHIM_HIDDEN extern struct ss_real ss__real;
 SS_SHIM_HIDDEN void ss__real_resolve(void);
 
+/* The next definition of `name` after the preload library (RTLD_NEXT,
+ * then RTLD_DEFAULT, never our own), or, for a GLib name, libglib's if it
+ * is loaded at all (a library that dlopen()ed GLib RTLD_LOCAL); NULL if
+ * none.  For names outside the table above: the GThreadPool layer. */
+SS_SHIM_HIDDEN void *ss__real_find(const char *name);
+
+/* The shim's part of the SMOLSCALE_STATS line (after the core's): each
+ * layer's counters.  ss__shim_stats_init() installs it in the core. */
+SS_SHIM_HIDDEN void ss__shim_stats_init(void);
+SS_SHIM_HIDDEN void ss__pt_stats(FILE *f);
+SS_SHIM_HIDDEN void ss__gtp_stats(FILE *f);
+
 /* The real function `name`, resolving the table first if needed. */
 #define SS_REAL(name) (ss__real_resolve(), ss__real.name)
 
@@ -104,5 +116,47 @@ SS_SHIM_HIDDEN int ss__pt_setschedprio(pthread_t th, int prio);
 SS_SHIM_HIDDEN int ss__pt_key_create(pthread_key_t *key,
                                      void (*destructor)(void *));
 SS_SHIM_HIDDEN int ss__pt_key_delete(pthread_key_t key);
+
+/* -------------------------------------------------------- GThreadPool */
+
+/*
+ * GLib's types as its ABI has them, so that no shim file needs GLib's
+ * headers (the shim never links GLib: shim/gthreadpool.c).  GThreadPool is
+ * the public prefix of every pool; gboolean is int.
+ */
+typedef void (*GFunc)(void *data, void *user_data);
+typedef int (*GCompareDataFunc)(const void *a, const void *b, void *user_data);
+typedef void (*GDestroyNotify)(void *data);
+typedef struct GError GError;
+typedef struct {
+	GFunc func;
+	void *user_data;
+	int exclusive;
+} GThreadPool;
+
+/* Register the layer's fork handlers; from the constructor. */
+SS_SHIM_HIDDEN void ss__gtp_init(void);
+
+SS_SHIM_HIDDEN GThreadPool *ss__gtp_new_full(GFunc func, void *user_data,
+                                             GDestroyNotify item_free,
+                                             int max_threads, int exclusive,
+                                             GError **error);
+SS_SHIM_HIDDEN int ss__gtp_push(GThreadPool *pool, void *data, GError **error);
+SS_SHIM_HIDDEN int ss__gtp_set_max_threads(GThreadPool *pool, int max_threads,
+                                           GError **error);
+SS_SHIM_HIDDEN int ss__gtp_get_max_threads(GThreadPool *pool);
+SS_SHIM_HIDDEN unsigned ss__gtp_get_num_threads(GThreadPool *pool);
+SS_SHIM_HIDDEN unsigned ss__gtp_unprocessed(GThreadPool *pool);
+SS_SHIM_HIDDEN void ss__gtp_free(GThreadPool *pool, int immediate, int wait_);
+SS_SHIM_HIDDEN void ss__gtp_set_max_unused_threads(int max);
+SS_SHIM_HIDDEN int ss__gtp_get_max_unused_threads(void);
+SS_SHIM_HIDDEN unsigned ss__gtp_get_num_unused_threads(void);
+SS_SHIM_HIDDEN void ss__gtp_stop_unused_threads(void);
+SS_SHIM_HIDDEN void ss__gtp_set_sort_function(GThreadPool *pool,
+                                              GCompareDataFunc func,
+                                              void *user_data);
+SS_SHIM_HIDDEN void ss__gtp_set_max_idle_time(unsigned interval);
+SS_SHIM_HIDDEN unsigned ss__gtp_get_max_idle_time(void);
+SS_SHIM_HIDDEN int ss__gtp_move_to_front(GThreadPool *pool, void *data);
 
 #endif /* SS_SHIM_H */
