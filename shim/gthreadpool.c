@@ -124,6 +124,10 @@ struct gpool {
 	bool free_on_last;         /* freed with wait_=FALSE: last runner frees */
 	GCompareDataFunc sort;
 	void *sort_data;
+	/* Counters for SMOLSCALE_STATS, kept here rather than in shared
+	 * atomics (no global cache line on the per-item path); added to the
+	 * totals when the pool goes. */
+	unsigned long items, runners, yields;
 	/* Set at creation, never changed. */
 	GDestroyNotify item_free;
 
@@ -228,17 +232,38 @@ static void thread_error(GError **error, int err)
 
 /* -------------------------------------------------------------- stats */
 
+/* Pools created here and passed to GLib; the item, runner and yield
+ * counts of pools that are gone (live ones keep their own).  Relaxed:
+ * counters, read once at exit. */
 static atomic_ulong n_pools, n_foreign, n_items, n_runners, n_yields;
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct gpool *reg_head;
 
 void ss__gtp_stats(FILE *f)
 {
+	unsigned long items = atomic_load_explicit(&n_items, memory_order_relaxed);
+	unsigned long runners = atomic_load_explicit(&n_runners,
+	                                             memory_order_relaxed);
+	unsigned long yields = atomic_load_explicit(&n_yields, memory_order_relaxed);
+
+	/* A trylock: this runs at exit, maybe while another thread is
+	 * stopped inside the layer; the live pools are then left out. */
+	if (pthread_mutex_trylock(&reg_lock) == 0) {
+		for (struct gpool *p = reg_head; p; p = p->next) {
+			pthread_mutex_lock(&p->lock);
+			items += p->items;
+			runners += p->runners;
+			yields += p->yields;
+			pthread_mutex_unlock(&p->lock);
+		}
+		pthread_mutex_unlock(&reg_lock);
+	}
 	fprintf(f, " gpools=%lu gpools_foreign=%lu gpool_items=%lu"
 	           " gpool_runners=%lu gpool_yields=%lu",
 	        atomic_load_explicit(&n_pools, memory_order_relaxed),
 	        atomic_load_explicit(&n_foreign, memory_order_relaxed),
-	        atomic_load_explicit(&n_items, memory_order_relaxed),
-	        atomic_load_explicit(&n_runners, memory_order_relaxed),
-	        atomic_load_explicit(&n_yields, memory_order_relaxed));
+	        items, runners, yields);
 }
 
 /* -------------------------------------------------------------- queue */
@@ -407,9 +432,6 @@ static void unused_take(unsigned n)
 
 /* ------------------------------------------------------------- pools */
 
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct gpool *reg_head;
-
 /* The pool whose item this thread is running, if any. */
 static __thread struct gpool *tls_pool __attribute__((tls_model("initial-exec")));
 
@@ -487,19 +509,17 @@ static int start_runners(struct gpool *p, unsigned n)
 			break;
 		}
 	}
-	atomic_fetch_add_explicit(&n_runners, n - failed, memory_order_relaxed);
 	if (!p->pub.exclusive && n > failed)
 		unused_take(n - failed);
-	if (failed) {
-		pthread_mutex_lock(&p->lock);
-		p->running -= failed;
-		bool gone = p->free_on_last && p->running == 0;
-		if (p->waiters)
-			pthread_cond_broadcast(&p->idle);
-		pthread_mutex_unlock(&p->lock);
-		if (gone)
-			destroy(p);
-	}
+	pthread_mutex_lock(&p->lock);
+	p->runners += n - failed;
+	p->running -= failed;
+	bool gone = failed && p->free_on_last && p->running == 0;
+	if (failed && p->waiters)
+		pthread_cond_broadcast(&p->idle);
+	pthread_mutex_unlock(&p->lock);
+	if (gone)
+		destroy(p);
 	return err;
 }
 
@@ -527,22 +547,21 @@ static void *runner(void *arg)
 		tls_pool = p;
 		p->pub.func(item, p->pub.user_data);
 		tls_pool = outer;
-		atomic_fetch_add_explicit(&n_items, 1, memory_order_relaxed);
 		pthread_mutex_lock(&p->lock);
 		p->busy--;
+		p->items++;
 		if (p->waiters)
 			pthread_cond_broadcast(&p->idle);
 		/* Let the tasks this item spawned here (another pool's runner)
 		 * go first: a continuation takes this runner's place, behind
 		 * them.  `running` does not change. */
 		if (may_take(p) && worker_has_other_work()) {
+			p->yields++;
 			pthread_mutex_unlock(&p->lock);
-			if (submit_runner(p) == 0) {
-				atomic_fetch_add_explicit(&n_yields, 1,
-				                          memory_order_relaxed);
+			if (submit_runner(p) == 0)
 				return NULL;
-			}
 			pthread_mutex_lock(&p->lock);
+			p->yields--;
 		}
 	}
 	p->running--;
@@ -570,6 +589,9 @@ static void destroy(struct gpool *p)
 		reg_head = p->next;
 	if (p->next)
 		p->next->prev = p->prev;
+	atomic_fetch_add_explicit(&n_items, p->items, memory_order_relaxed);
+	atomic_fetch_add_explicit(&n_runners, p->runners, memory_order_relaxed);
+	atomic_fetch_add_explicit(&n_yields, p->yields, memory_order_relaxed);
 	pthread_mutex_unlock(&reg_lock);
 	p->mark = 0;
 	/* Items that never ran (free with immediate=TRUE): GLib gives them
@@ -823,8 +845,8 @@ void ss__gtp_free(GThreadPool *pool, int immediate, int wait_)
 
 		pthread_mutex_unlock(&p->lock);
 		p->pub.func(item, p->pub.user_data);
-		atomic_fetch_add_explicit(&n_items, 1, memory_order_relaxed);
 		pthread_mutex_lock(&p->lock);
+		p->items++;
 	}
 	now = p->running == 0;
 	p->free_on_last = !now;
