@@ -166,6 +166,10 @@ static struct {
 
 static pthread_once_t glib_once = PTHREAD_ONCE_INIT;
 
+static void fork_prepare(void);
+static void fork_parent(void);
+static void fork_child(void);
+
 static void glib_resolve(void)
 {
 	const char *s = getenv("SMOLSCALE_GTHREADPOOL");
@@ -190,6 +194,9 @@ static void glib_resolve(void)
 	FIND(thread_error_quark, "g_thread_error_quark");
 	FIND(return_if_fail_warning, "g_return_if_fail_warning");
 #undef FIND
+	/* Before any pool of ours exists: its fork handlers and stats. */
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	ss__shim_stats_init();
 	glib.mode = MODE_ALL;
 	if (!s || !*s || strcmp(s, "1") == 0)
 		return;
@@ -1027,15 +1034,3 @@ static void fork_child(void)
 	pthread_mutex_init(&reg_lock, NULL);
 }
 
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-
-static void fork_register(void)
-{
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
-	ss__shim_stats_init();
-}
-
-void ss__gtp_init(void)
-{
-	pthread_once(&fork_once, fork_register);
-}

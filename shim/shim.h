@@ -134,9 +134,6 @@ typedef struct {
 	int exclusive;
 } GThreadPool;
 
-/* Register the layer's fork handlers; from the constructor. */
-SS_SHIM_HIDDEN void ss__gtp_init(void);
-
 SS_SHIM_HIDDEN GThreadPool *ss__gtp_new_full(GFunc func, void *user_data,
                                              GDestroyNotify item_free,
                                              int max_threads, int exclusive,
