@@ -16,7 +16,7 @@
  * g_thread_pool_free(p, FALSE, TRUE).
  *
  *   pipeline [--stages S] [--max-threads M] [--rate R] [--messages N]
- *            [--work W]
+ *            [--work W] [--quiet]
  *
  *   --stages S       pipeline stages (default 4)
  *   --max-threads M  max_threads of each pool, -1 for unlimited (default 2)
@@ -26,6 +26,7 @@
  *   --work W         mix rounds per message per stage (default 500,
  *                    about 2 µs: ~3.9 ns a round on the
  *                    2-core AMD EPYC dev box)
+ *   --quiet          print nothing on stderr
  *
  * stdout: "pipeline stages=S messages=N checksum=0x%016x", which depends
  *         only on S, N and W.
@@ -65,6 +66,7 @@ static gint opt_max_threads = 2;
 static gint opt_rate = 20000;
 static gint opt_messages = -1;
 static gint opt_work = DEFAULT_WORK;
+static gboolean opt_quiet;
 
 static GOptionEntry entries[] = {
 	{ "stages", 's', 0, G_OPTION_ARG_INT, &opt_stages,
@@ -77,6 +79,8 @@ static GOptionEntry entries[] = {
 	  "messages in all (default 3 s worth, 60000 at rate 0)", "N" },
 	{ "work", 'w', 0, G_OPTION_ARG_INT, &opt_work,
 	  "mix rounds per message per stage (default 500)", "W" },
+	{ "quiet", 'q', 0, G_OPTION_ARG_NONE, &opt_quiet,
+	  "no report on stderr", NULL },
 	{ NULL }
 };
 
@@ -245,22 +249,23 @@ int main(int argc, char **argv)
 	double wall = (t1 - t0) / 1e9;
 	double cpu = ru_cpu_s(&ru1) - ru_cpu_s(&ru0);
 
-	fprintf(stderr,
-		"pipeline: stages=%d max_threads=%d rate=%d work=%d\n"
-		"pipeline: wall %.3f s, achieved %.0f msg/s\n"
-		"pipeline: cpu %.3f s (user %.3f sys %.3f), %.2f cpu us/msg, "
-		"feeder %.2f cpu us/msg\n"
-		"pipeline: ctxsw voluntary %ld involuntary %ld\n",
-		opt_stages, opt_max_threads, opt_rate, opt_work,
-		wall, nmsgs / wall,
-		cpu,
-		(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
-			(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6,
-		(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
-			(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6,
-		cpu * 1e6 / nmsgs,
-		(ru_cpu_s(&feed1) - ru_cpu_s(&feed0)) * 1e6 / nmsgs,
-		ru1.ru_nvcsw - ru0.ru_nvcsw, ru1.ru_nivcsw - ru0.ru_nivcsw);
+	if (!opt_quiet)
+		fprintf(stderr,
+			"pipeline: stages=%d max_threads=%d rate=%d work=%d\n"
+			"pipeline: wall %.3f s, achieved %.0f msg/s\n"
+			"pipeline: cpu %.3f s (user %.3f sys %.3f), %.2f cpu us/msg, "
+			"feeder %.2f cpu us/msg\n"
+			"pipeline: ctxsw voluntary %ld involuntary %ld\n",
+			opt_stages, opt_max_threads, opt_rate, opt_work,
+			wall, nmsgs / wall,
+			cpu,
+			(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
+				(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6,
+			(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+				(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6,
+			cpu * 1e6 / nmsgs,
+			(ru_cpu_s(&feed1) - ru_cpu_s(&feed0)) * 1e6 / nmsgs,
+			ru1.ru_nvcsw - ru0.ru_nvcsw, ru1.ru_nivcsw - ru0.ru_nivcsw);
 
 	g_free(stages);
 	g_free(msgs);
