@@ -2,9 +2,9 @@
  * smolscale - run a program under the preload library, or compare it
  * with and without (smolscale(1)).
  *
- *   smolscale run [--pthread] [--threads N] [--] CMD ARGS...
+ *   smolscale run [--pthread] [--no-gthreadpool] [--threads N] [--] CMD ARGS...
  *   smolscale ab [-n RUNS] [--warmup K] [--plot FILE] [--no-count]
- *                [--pthread] [--threads N] [--] CMD ARGS...
+ *                [--pthread] [--no-gthreadpool] [--threads N] [--] CMD ARGS...
  *
  * run puts libsmolscale-preload.so in front of LD_PRELOAD and execs CMD.
  * ab runs CMD alternately without and with the library, each run a fork
@@ -47,9 +47,11 @@
 #define EXIT_SELF 125
 
 static const char usage_text[] =
-"Usage: smolscale run [--pthread] [--threads N] [--] COMMAND [ARG...]\n"
+"Usage: smolscale run [--pthread] [--no-gthreadpool] [--threads N] [--]\n"
+"                     COMMAND [ARG...]\n"
 "       smolscale ab [-n RUNS] [--warmup K] [--plot FILE.svg|FILE.png]\n"
-"                    [--no-count] [--pthread] [--threads N] [--] COMMAND [ARG...]\n"
+"                    [--no-count] [--pthread] [--no-gthreadpool] [--threads N]\n"
+"                    [--] COMMAND [ARG...]\n"
 "       smolscale --help | --version\n"
 "\n"
 "Run COMMAND under smolscale's preload library (" LIBNAME "),\n"
@@ -66,6 +68,8 @@ static const char usage_text[] =
 "\n"
 "Options:\n"
 "  --pthread      reroute pthread_create to the pool (SMOLSCALE_PTHREAD=1)\n"
+"  --no-gthreadpool  leave GLib's GThreadPool to GLib\n"
+"                 (SMOLSCALE_GTHREADPOOL=0; rerouted by default)\n"
 "  --threads N    workers to keep (SMOLSCALE_THREADS=N), 1-4096\n"
 "  -n, --runs N   ab: timed runs per side, 1-1000 (default 5)\n"
 "  --warmup K     ab: untimed runs per side first, 0-100 (default 1)\n"
@@ -91,6 +95,7 @@ static const char usage_text[] =
 struct opts {
 	bool ab;
 	bool pthread;
+	bool no_gthreadpool;
 	long threads;		/* 0: leave SMOLSCALE_THREADS alone */
 	long runs, warmup;
 	const char *plot;
@@ -220,6 +225,9 @@ static void parse(int argc, char **argv, int i, struct opts *o)
 		if (strcmp(a, "--pthread") == 0) {
 			o->pthread = true;
 			i++;
+		} else if (strcmp(a, "--no-gthreadpool") == 0) {
+			o->no_gthreadpool = true;
+			i++;
 		} else if ((v = option_value(argc, argv, &i, "--threads"))) {
 			o->threads = number_value(v, "--threads", 1, 4096);
 		} else if (o->ab && strcmp(a, "--no-count") == 0) {
@@ -314,6 +322,8 @@ static int with_env(const struct opts *o, const char *lib)
 	}
 	if (r == 0 && o->pthread)
 		r = setenv("SMOLSCALE_PTHREAD", "1", 1);
+	if (r == 0 && o->no_gthreadpool)
+		r = setenv("SMOLSCALE_GTHREADPOOL", "0", 1);
 	if (r == 0 && o->threads) {
 		char n[24];
 
@@ -958,6 +968,8 @@ static void print_table(const struct opts *o, const char *lib, const char *cmdli
 	old = getenv("LD_PRELOAD");
 	printf("with: LD_PRELOAD=%s%s%s%s", lib, old && *old ? ":" : "", old ? old : "",
 	       o->pthread ? " SMOLSCALE_PTHREAD=1" : "");
+	if (o->no_gthreadpool)
+		printf(" SMOLSCALE_GTHREADPOOL=0");
 	if (o->threads)
 		printf(" SMOLSCALE_THREADS=%ld", o->threads);
 	printf("\n\n");

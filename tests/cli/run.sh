@@ -217,6 +217,10 @@ t "$ss" run -- printenv SMOLSCALE_PTHREAD
 check "run without --pthread: SMOLSCALE_PTHREAD not set" status_is 1
 SMOLSCALE_PTHREAD=0 t "$ss" run -- printenv SMOLSCALE_PTHREAD
 check "run without --pthread: the caller's SMOLSCALE_PTHREAD kept" out_is 0
+t "$ss" run --no-gthreadpool -- printenv SMOLSCALE_GTHREADPOOL
+check "run --no-gthreadpool: SMOLSCALE_GTHREADPOOL=0" out_is 0
+t "$ss" run -- printenv SMOLSCALE_GTHREADPOOL
+check "run without --no-gthreadpool: SMOLSCALE_GTHREADPOOL not set" status_is 1
 libc=$(ldd "$(command -v printenv)" | awk '$1 ~ /^libc\.so/ { print $3 }')
 if [ -z "$san" ]; then
 	# (A preload into the sanitized smolscale itself would stop it.)
