@@ -296,6 +296,12 @@ SS_HIDDEN void ss__notify_untokened(void);
 SS_HIDDEN bool ss__grow_untokened(void);
 /* On a worker: the current task stands for a thread (see thread_like). */
 SS_HIDDEN void ss__set_thread_like(bool on);
+/* On a worker, inside a task that runs units of work of its own one after
+ * another (a GThreadPool runner's items): one unit ended and another
+ * begins.  The monitor then sees progress, as between two tasks: the
+ * heartbeat moves on (by 2, so still "inside a task") and the monitor's
+ * blocked mark from the previous unit is cleared. */
+SS_HIDDEN void ss__task_progress(void);
 /* Is the pool at MAX_THREADS with fewer active workers than its target,
  * i.e. would it need a compensating thread it may not start?  A layer
  * that can run work elsewhere (the pthread shim: a real thread) should. */

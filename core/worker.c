@@ -175,6 +175,22 @@ void ss__set_thread_like(bool on)
 		atomic_store_explicit(&w->thread_like, on, memory_order_relaxed);
 }
 
+void ss__task_progress(void)
+{
+	struct ss_worker *w = tls_worker;
+	uint64_t tick;
+
+	if (!w)
+		return;
+	tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
+	if (!(tick & 1))
+		return;
+	/* As run_one() between two tasks: the tick first (still odd), then
+	 * the monitor's mark, with the same seq_cst pairing. */
+	atomic_store_explicit(&w->tick, tick + 2, memory_order_relaxed);
+	ss__block_unmark(w, SS_BLOCKED_MON);
+}
+
 bool ss__worker_abandon(void)
 {
 	struct ss_exec *e = &ss__exec;

@@ -67,6 +67,11 @@
  *    runner return FALSE with that error, and the item stays queued.
  *  - Misuse gets GLib's g_return_val_if_fail message (a "critical") and
  *    GLib's return value.
+ *  - Items that block: each item counts as a task of its own to the
+ *    monitor, and as a thread (thread_like), so a blocked item with work
+ *    queued behind it gets a worker beside it without the core's rate
+ *    limit, as GLib would have had a thread running each item; the
+ *    pool's max_threads still bounds the items in flight.
  *  - Exclusive pools share the core's workers; an item may run on another
  *    thread than the previous one, as in any GLib pool of more than one
  *    thread.  SMOLSCALE_GTHREADPOOL=shared leaves exclusive pools to GLib
@@ -551,9 +556,17 @@ static void *runner(void *arg)
 
 		p->busy++;
 		pthread_mutex_unlock(&p->lock);
+		/* Each item is a unit of work to the monitor, and stands for
+		 * a thread of its own, as it has in GLib: blocked (or stuck)
+		 * with work waiting, it gets a worker beside it without the
+		 * rate limit.  The pool's max_threads still bounds how many
+		 * items run at once. */
+		ss__task_progress();
+		ss__set_thread_like(true);
 		tls_pool = p;
 		p->pub.func(item, p->pub.user_data);
 		tls_pool = outer;
+		ss__set_thread_like(false);
 		pthread_mutex_lock(&p->lock);
 		p->busy--;
 		p->items++;
