@@ -174,7 +174,10 @@ same() {
 bd=${SS_BENCH_DIR:-}/gthreadpool
 if [ -x "$bd/pipeline" ] && [ -x "$bd/gio_tasks" ]; then
 	same pipeline-paced "$bd/pipeline" --rate 20000 --messages 10000
-	same pipeline-full "$bd/pipeline" --rate 0 --messages 50000 --max-threads -1
+	same pipeline-full "$bd/pipeline" --rate 0 --messages 50000 --max-threads 4
+	# Unlimited pools, paced: natively GLib starts a thread per waiting
+	# item, so a flood would only test the machine's thread limit.
+	same pipeline-unlimited "$bd/pipeline" --rate 10000 --messages 5000 --max-threads -1
 	same pipeline-serial "$bd/pipeline" --rate 0 --messages 20000 --max-threads 1 --stages 8
 	same gio-tasks "$bd/gio_tasks" --jobs 5000
 	same gio-tasks-io "$bd/gio_tasks" --jobs 2000 --io
