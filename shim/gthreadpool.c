@@ -80,7 +80,12 @@
  * Locking: each pool's fields are under its lock; the global unused-thread
  * account under unused.lock; the list of live pools under reg_lock.  Order:
  * reg_lock, then a pool's lock, then unused.lock.  No lock is held while
- * func or an item_free_func runs, or while a runner is submitted.
+ * func or an item_free_func runs, and the core is never called with a
+ * pool's lock held (runners are submitted after it is let go, free()
+ * lets it go around ss_blocking_begin/end), and the core calls into this
+ * layer (a runner) with none of its own held: so the two layers' fork
+ * handlers, which take all their locks, may run in either order.  The
+ * sort function runs under the pool's lock, as in GLib.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -124,6 +129,10 @@ struct gpool {
 	unsigned running;          /* live runner tasks (queued or running) */
 	unsigned busy;             /* runners inside func */
 	unsigned waiters;          /* threads waiting on `idle` */
+	/* Callers of push/set_max_threads/free between counting new runners
+	 * and submitting them (start_runners): the pool outlives them even
+	 * if its last runner ends meanwhile. */
+	unsigned pins;
 	bool alive;                /* not yet freed (GLib's `running`) */
 	bool immediate;            /* freed with immediate=TRUE */
 	bool free_on_last;         /* freed with wait_=FALSE: last runner frees */
@@ -259,11 +268,12 @@ void ss__gtp_stats(FILE *f)
 	                                             memory_order_relaxed);
 	unsigned long yields = atomic_load_explicit(&n_yields, memory_order_relaxed);
 
-	/* A trylock: this runs at exit, maybe while another thread is
-	 * stopped inside the layer; the live pools are then left out. */
+	/* Trylocks: this runs at exit, maybe while another thread is
+	 * stopped inside the layer; a pool it holds is then left out. */
 	if (pthread_mutex_trylock(&reg_lock) == 0) {
 		for (struct gpool *p = reg_head; p; p = p->next) {
-			pthread_mutex_lock(&p->lock);
+			if (pthread_mutex_trylock(&p->lock) != 0)
+				continue;
 			items += p->items;
 			runners += p->runners;
 			yields += p->yields;
@@ -326,12 +336,21 @@ static void q_insert(struct gqueue *q, size_t i, void *x)
 	q->len++;
 }
 
+/* An emptied queue gives back a large array (GTask's pool lives as long
+ * as the program; one burst should not keep its peak for good). */
+#define Q_KEEP 256
+
 static void *q_pop(struct gqueue *q)
 {
 	void *x = q_at(q, 0);
 
 	q->head = (q->head + 1) & (q->cap - 1);
-	q->len--;
+	if (--q->len == 0 && q->cap > Q_KEEP) {
+		free(q->v);
+		q->v = NULL;
+		q->cap = 0;
+		q->head = 0;
+	}
 	return x;
 }
 
@@ -501,10 +520,27 @@ static int submit_runner(struct gpool *p)
 
 static void destroy(struct gpool *p);
 
-/* Start n runners, already counted in p->running by the caller (under the
- * lock, which it has let go).  Those that cannot start are uncounted
- * again; their items stay queued for the next push or limit change, as
- * GLib's do when a thread cannot be created.  Returns 0 or the error. */
+/* Under p->lock: freed with wait_=FALSE, and nobody is left who may
+ * touch the pool: whoever sees this true last frees it. */
+static bool last_out(const struct gpool *p)
+{
+	return p->free_on_last && p->running == 0 && p->pins == 0;
+}
+
+/* Under p->lock: count n new runners, and pin the pool for the caller
+ * until its start_runners() is done. */
+static void count_runners(struct gpool *p, unsigned n)
+{
+	p->running += n;
+	if (n)
+		p->pins++;
+}
+
+/* Start n runners, counted by count_runners() under the lock, which the
+ * caller has let go.  Those that cannot start are uncounted again; their
+ * items stay queued for the next push or limit change, as GLib's do when
+ * a thread cannot be created.  Then the caller's pin goes.  Returns 0 or
+ * the error. */
 static int start_runners(struct gpool *p, unsigned n)
 {
 	unsigned failed = 0;
@@ -526,8 +562,9 @@ static int start_runners(struct gpool *p, unsigned n)
 	pthread_mutex_lock(&p->lock);
 	p->runners += n - failed;
 	p->running -= failed;
-	bool gone = failed && p->free_on_last && p->running == 0;
-	if (failed && p->waiters)
+	p->pins--;
+	bool gone = last_out(p);
+	if (p->waiters)
 		pthread_cond_broadcast(&p->idle);
 	pthread_mutex_unlock(&p->lock);
 	if (gone)
@@ -548,7 +585,7 @@ static void *runner(void *arg)
 {
 	struct gpool *p = arg;
 	struct gpool *outer = tls_pool;
-	bool last, gone;
+	bool gone;
 
 	pthread_mutex_lock(&p->lock);
 	while (may_take(p)) {
@@ -585,8 +622,7 @@ static void *runner(void *arg)
 		}
 	}
 	p->running--;
-	last = p->running == 0;
-	gone = last && p->free_on_last;
+	gone = last_out(p);
 	if (p->waiters)
 		pthread_cond_broadcast(&p->idle);
 	bool shared = !p->pub.exclusive;
@@ -704,7 +740,7 @@ int ss__gtp_push(GThreadPool *pool, void *data, GError **error)
 	}
 	q_insert(&p->q, p->sort ? q_sorted_pos(p, data) : p->q.len, data);
 	n = runners_wanted(p);
-	p->running += n;
+	count_runners(p, n);
 	pthread_mutex_unlock(&p->lock);
 	err = start_runners(p, n);
 	if (err) {
@@ -744,7 +780,7 @@ int ss__gtp_set_max_threads(GThreadPool *pool, int max_threads, GError **error)
 	}
 	p->max_threads = max_threads;
 	n = runners_wanted(p);
-	p->running += n;
+	count_runners(p, n);
 	pthread_mutex_unlock(&p->lock);
 	err = start_runners(p, n);
 	if (err) {
@@ -802,19 +838,28 @@ unsigned ss__gtp_unprocessed(GThreadPool *pool)
 	return r;
 }
 
-/* Wait on p->idle, telling the core when this is a worker (the monitor
- * then need not find out that it blocks). */
+/* Under p->lock: wait until no runner and no pinning caller is left.
+ * On a worker the core is told that this blocks (ss_blocking_begin), with
+ * the pool's lock let go: the core's locks are never taken under a pool's
+ * (see Locking at the top). */
 static void wait_idle(struct gpool *p)
 {
 	bool worker = ss__self() != NULL;
 
-	p->waiters++;
-	if (worker)
+	if (worker) {
+		pthread_mutex_unlock(&p->lock);
 		ss_blocking_begin();
-	pthread_cond_wait(&p->idle, &p->lock);
-	if (worker)
-		ss_blocking_end();
+		pthread_mutex_lock(&p->lock);
+	}
+	p->waiters++;
+	while (p->running || p->pins)
+		pthread_cond_wait(&p->idle, &p->lock);
 	p->waiters--;
+	if (worker) {
+		pthread_mutex_unlock(&p->lock);
+		ss_blocking_end();
+		pthread_mutex_lock(&p->lock);
+	}
 }
 
 void ss__gtp_free(GThreadPool *pool, int immediate, int wait_)
@@ -848,16 +893,15 @@ void ss__gtp_free(GThreadPool *pool, int immediate, int wait_)
 	p->alive = false;
 	p->immediate = immediate;
 	n = runners_wanted(p);
-	p->running += n;
+	count_runners(p, n);
 	pthread_mutex_unlock(&p->lock);
 	start_runners(p, n);
 
 	pthread_mutex_lock(&p->lock);
 	/* From one of its own items a pool cannot wait for itself (GLib
 	 * deadlocks): that runner frees it on its way out. */
-	if (wait_ && tls_pool != p)
-		while (p->running)
-			wait_idle(p);
+	if (wait_ && tls_pool != p && (p->running || p->pins))
+		wait_idle(p);
 	/* Items that no runner could be started for (the core could not
 	 * start a thread): rather than lose them, the caller runs them. */
 	while (!p->running && may_take(p)) {
@@ -868,7 +912,7 @@ void ss__gtp_free(GThreadPool *pool, int immediate, int wait_)
 		pthread_mutex_lock(&p->lock);
 		p->items++;
 	}
-	now = p->running == 0;
+	now = p->running == 0 && p->pins == 0;
 	p->free_on_last = !now;
 	pthread_mutex_unlock(&p->lock);
 	if (now)
@@ -908,8 +952,10 @@ int ss__gtp_move_to_front(GThreadPool *pool, void *data)
 		glib_init();
 		return glib.move_to_front ? glib.move_to_front(pool, data) : 0;
 	}
+	/* The newest entry of data, as GLib's queue (pushed at its head)
+	 * finds it first. */
 	pthread_mutex_lock(&p->lock);
-	for (size_t i = 0; i < p->q.len; i++)
+	for (size_t i = p->q.len; i-- > 0;)
 		if (q_at(&p->q, i) == data) {
 			q_remove(&p->q, i);
 			q_insert(&p->q, 0, data);

@@ -10,7 +10,7 @@
 # sanitizer runtime must come first, which LD_PRELOAD breaks).
 if HAVE_GIO
 TESTS += gtp/run.sh
-check_PROGRAMS += gtp/contract gtp/contract-linked gtp/gio_copy
+check_PROGRAMS += gtp/contract gtp/contract-linked gtp/gio_copy gtp/forkfree
 check_LTLIBRARIES = gtp/libssgtp.la
 
 gtp_libssgtp_la_SOURCES = gtp/lib.c
@@ -35,5 +35,9 @@ gtp_contract_linked_LDADD = gtp/libssgtp.la $(GIO_LIBS) $(CHECK_LIBS) -lpthread
 gtp_gio_copy_SOURCES = gtp/gio_copy.c
 gtp_gio_copy_CFLAGS = $(AM_CFLAGS) $(GIO_CFLAGS)
 gtp_gio_copy_LDADD = $(GIO_LIBS)
+
+gtp_forkfree_SOURCES = gtp/forkfree.c
+gtp_forkfree_CFLAGS = $(AM_CFLAGS) $(GIO_CFLAGS)
+gtp_forkfree_LDADD = $(GIO_LIBS)
 endif
 EXTRA_DIST += gtp/run.sh

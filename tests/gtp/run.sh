@@ -17,6 +17,7 @@
 #      pool's items;
 #   5. the bench's GThreadPool pipeline and GIO task programs
 #      (bench/gthreadpool/, when built): the same stdout both ways;
+#      gtp/forkfree: fork() while items free pools, pools in the children;
 #   6. SMOLSCALE_GTHREADPOOL: 0 and "shared" pass pools to GLib, a bad
 #      value says so in one line and the default is used.
 # No timed assertions.
@@ -183,6 +184,17 @@ if [ -x "$bd/pipeline" ] && [ -x "$bd/gio_tasks" ]; then
 	same gio-tasks-io "$bd/gio_tasks" --jobs 2000 --io
 else
 	echo "note: $bd/pipeline or gio_tasks not built (make all first): their checks skipped"
+fi
+
+# fork while items free pools with wait_=TRUE; pools in the children.
+# A hang here is a lock-order bug at fork: timeout(1) turns it into a
+# failure.
+run forkfree timeout 120 env LD_PRELOAD="$lib" SMOLSCALE_STATS=1 "$dir/forkfree" 3
+if [ "$rc" = 0 ] && grep -qx 'forkfree ok' "$work/forkfree.out"; then
+	pass "fork while items free pools, and pools in the children ($(grep -o '[0-9]* forks' "$work/forkfree.err"))"
+else
+	fail "forkfree under the preload (exit $rc; 124: it hung)"
+	show forkfree
 fi
 
 # ---------------------------------------------------------------- 6
