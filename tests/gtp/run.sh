@@ -90,6 +90,12 @@ if [ -n "$san" ]; then
 fi
 
 # ---------------------------------------------------------------- 1
+# The layer finds GLib at run time: the library must not need it.
+if needed=$(readelf -d "$lib" 2>/dev/null | grep NEEDED) && ! grep -Eq 'glib|gio|gobject' <<<"$needed"; then
+	pass "the preload library does not link GLib"
+else
+	fail "the preload library links GLib, or readelf failed: $needed"
+fi
 check native "contract tests against real GLib (the oracle)" \
 	env SS_GTP_EXPECT=glib CK_DEFAULT_TIMEOUT=60 "$dir/contract"
 check preload "contract tests under the preload" \
