@@ -1079,8 +1079,11 @@ static void fork_parent(void)
 
 /* In the child the runners are gone (the core finishes their tasks as
  * cancelled), except the forking thread's own, if it forked from an item:
- * each pool counts what is left, so that the next push or limit change
- * starts runners for its queue. */
+ * each pool counts what is left.  The items still queued are the
+ * parent's, which runs them: as the core does with queued tasks, the
+ * child drops them (neither run nor given to item_free_func, whose
+ * effects would be the parent's business too).  Pushes in the child
+ * start runners as usual. */
 static void fork_child(void)
 {
 	pthread_mutex_init(&unused.lock, NULL);
@@ -1089,6 +1092,9 @@ static void fork_child(void)
 		pthread_cond_init(&p->idle, NULL);
 		p->running = p->busy = tls_pool == p ? 1 : 0;
 		p->waiters = 0;
+		p->pins = 0;
+		p->q.len = 0;
+		p->q.head = 0;
 	}
 	pthread_mutex_init(&reg_lock, NULL);
 }
