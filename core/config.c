@@ -42,6 +42,36 @@ int ss__parse_uint(const char *s, unsigned long lo, unsigned long hi,
 	return 0;
 }
 
+int ss__parse_size(const char *s, unsigned long lo, unsigned long hi,
+                   unsigned long *out)
+{
+	const char *p = s;
+	char *end;
+	unsigned long v, mult = 1;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p < '0' || *p > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(p, &end, 10);
+	if (errno != 0)
+		return -1;
+	if (*end == 'k' || *end == 'K') {
+		mult = 1ul << 10;
+		end++;
+	} else if (*end == 'm' || *end == 'M') {
+		mult = 1ul << 20;
+		end++;
+	}
+	while (*end == ' ' || *end == '\t')
+		end++;
+	if (*end != '\0' || v > hi / mult || v * mult < lo)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
 static unsigned long env_uint(const char *name, unsigned long lo,
                               unsigned long hi, unsigned long def,
                               const char *what)
@@ -57,6 +87,36 @@ static unsigned long env_uint(const char *name, unsigned long lo,
 	        "smolscale: %s=\"%.64s\" is not %s in %lu..%lu; using the default %lu\n",
 	        name, s, what, lo, hi, def);
 	return def;
+}
+
+/* A size for a message: "256K", "16M", or bytes. */
+static const char *size_str(char *buf, size_t len, unsigned long v)
+{
+	if (v % (1ul << 20) == 0)
+		snprintf(buf, len, "%luM", v >> 20);
+	else if (v % (1ul << 10) == 0)
+		snprintf(buf, len, "%luK", v >> 10);
+	else
+		snprintf(buf, len, "%lu", v);
+	return buf;
+}
+
+/* Like env_uint, for a size in bytes: rounded up to whole pages. */
+static size_t env_size(const char *name, unsigned long lo, unsigned long hi,
+                       unsigned long def)
+{
+	const char *s = getenv(name);
+	unsigned long v = def, page = (unsigned long)sysconf(_SC_PAGESIZE);
+	char l[24], h[24], d[24];
+
+	if (s != NULL && *s != '\0' && ss__parse_size(s, lo, hi, &v) != 0) {
+		fprintf(stderr,
+		        "smolscale: %s=\"%.64s\" is not a size (bytes, or with a K or M suffix) in %s..%s; using the default %s\n",
+		        name, s, size_str(l, sizeof(l), lo),
+		        size_str(h, sizeof(h), hi), size_str(d, sizeof(d), def));
+		v = def;
+	}
+	return (v + page - 1) / page * page;
 }
 
 static unsigned cpus_allowed(void)
@@ -89,6 +149,8 @@ static void cfg_read(void)
 	                                 "a time in milliseconds");
 	cfg.steal = env_uint("SMOLSCALE_STEAL", 0, 1, 0, "0 or 1") != 0;
 	cfg.stats = env_uint("SMOLSCALE_STATS", 0, 1, 0, "0 or 1") != 0;
+	cfg.fiber_stack = env_size("SMOLSCALE_FIBER_STACK", 16ul << 10,
+	                           256ul << 20, 256ul << 10);
 }
 
 const struct ss_config *ss__config(void)
