@@ -93,6 +93,9 @@ static void fork_child(void)
 		w->on_idle_list = false;
 		w->cache = NULL;
 		w->ncache = 0;
+		/* The other workers' fiber stacks are the parent's. */
+		if (w != self)
+			ss__fiber_worker_exit(w);
 	}
 	ss__worker_forget_self();
 	e->idle_list = NULL;
@@ -111,6 +114,7 @@ static void fork_child(void)
 	e->backoff_until_ns = 0;
 	balancer_running = monitor_running = false;
 	ss__tasks_after_fork(ss__current_task());
+	ss__fibers_after_fork();
 
 	pthread_mutex_init(&e->free_lock, NULL);
 	pthread_mutex_init(&e->q_lock, NULL);

@@ -190,9 +190,11 @@ void ss__group_task_dropped(struct ss_task *t)
 	uncount(t);
 }
 
-int ss_group_spawn_policy(ss_group *g, int (*fn)(void *), void *arg,
-                          int policy, ss_group_error_fn cb, void *ctx)
+/* Spawn into g as a plain task, or as a fiber. */
+static int group_spawn(ss_group *g, int (*fn)(void *), void *arg, int policy,
+                       ss_group_error_fn cb, void *ctx, bool fiber)
 {
+	struct ss_fiber *f = NULL;
 	struct ss_task *t;
 
 	if (!g || !fn || !policy_ok(policy, cb, true))
@@ -201,9 +203,15 @@ int ss_group_spawn_policy(ss_group *g, int (*fn)(void *), void *arg,
 		return ECANCELED;
 	if (ss__start() != 0)
 		return EAGAIN;
-	t = ss__task_new_internal(ss__group_run, NULL);
-	if (!t)
+	if (fiber && !(f = ss__fiber_new()))
 		return ENOMEM;
+	t = fiber ? ss__task_new_fiber(ss__group_run, NULL, 0, f)
+	          : ss__task_new_internal(ss__group_run, NULL);
+	if (!t) {
+		if (f)
+			ss__fiber_release(f);
+		return ENOMEM;
+	}
 	t->arg = t;
 	t->gfn = fn;
 	t->garg = arg;
@@ -227,9 +235,20 @@ int ss_group_spawn_policy(ss_group *g, int (*fn)(void *), void *arg,
 	return 0;
 }
 
+int ss_group_spawn_policy(ss_group *g, int (*fn)(void *), void *arg,
+                          int policy, ss_group_error_fn cb, void *ctx)
+{
+	return group_spawn(g, fn, arg, policy, cb, ctx, false);
+}
+
 int ss_group_spawn(ss_group *g, int (*fn)(void *), void *arg)
 {
-	return ss_group_spawn_policy(g, fn, arg, SS_GROUP_INHERIT, NULL, NULL);
+	return group_spawn(g, fn, arg, SS_GROUP_INHERIT, NULL, NULL, false);
+}
+
+int ss_group_go(ss_group *g, int (*fn)(void *), void *arg)
+{
+	return group_spawn(g, fn, arg, SS_GROUP_INHERIT, NULL, NULL, true);
 }
 
 static bool group_done(void *g)

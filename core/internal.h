@@ -15,6 +15,7 @@
 #define SS_INTERNAL_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -41,6 +42,7 @@ struct ss_config {
 	unsigned idle_ms;      /* SMOLSCALE_IDLE_MS */
 	bool steal;            /* SMOLSCALE_STEAL */
 	bool stats;            /* SMOLSCALE_STATS */
+	size_t fiber_stack;    /* SMOLSCALE_FIBER_STACK: bytes, whole pages */
 	unsigned cpus;         /* CPUs this process may use */
 };
 
@@ -51,6 +53,11 @@ SS_HIDDEN const struct ss_config *ss__config(void);
 /* Parse one unsigned value in [lo, hi].  Returns 0, or -1 when s does not
  * parse or is out of range.  Exposed for tests and future fuzzing. */
 SS_HIDDEN int ss__parse_uint(const char *s, unsigned long lo, unsigned long hi,
+                             unsigned long *out);
+
+/* Parse a size in bytes, with an optional suffix K (KiB) or M (MiB), either
+ * case, in [lo, hi] bytes.  Returns 0, or -1 like ss__parse_uint. */
+SS_HIDDEN int ss__parse_size(const char *s, unsigned long lo, unsigned long hi,
                              unsigned long *out);
 
 /* ------------------------------------------------------------- tasks */
@@ -90,6 +97,8 @@ enum {
 	SS_FREE = 1u << 5,
 	SS_JOINED = 1u << 6,
 	SS_KEEP = 1u << 7, /* fork child only: on the forking thread's stack */
+	SS_FIBER = 1u << 8, /* a fiber's record (t->fiber): readable from a
+	                     * stale look at the state word, unlike t->fiber */
 };
 
 #define SS_GEN(s) ((uint32_t)((s) >> 32))
@@ -118,6 +127,13 @@ struct ss_task {
 	 * exchanged to NULL by the one who uncounts it (relaxed: the
 	 * counters carry their own order). */
 	_Atomic(struct ss_group *) group;
+	/* A fiber (ss_go): its state (fibers.c), NULL for a plain task.  Set
+	 * before publication, freed with the record. */
+	struct ss_fiber *fiber;
+	/* A fiber that joins this task and parked for it (done_word 3);
+	 * written by that joiner before its CAS of done_word, read by the
+	 * completer after its exchange (acq_rel). */
+	struct ss_task *join_fiber;
 	int (*gfn)(void *);
 	void *garg;
 	int gpolicy;
@@ -152,6 +168,15 @@ SS_HIDDEN void *ss__group_run(void *task);
 /* A record with no user handle (group tasks), in state SCHEDULED. */
 SS_HIDDEN struct ss_task *ss__task_new_internal(void *(*fn)(void *),
                                                 void *arg);
+/* A fiber task's function returned r on worker w: count it and complete
+ * it, as run_claimed() does for a plain task (fibers.c calls it from the
+ * worker's own stack, after the fiber left its stack for good). */
+SS_HIDDEN void ss__task_finish(struct ss_worker *w, struct ss_task *t, void *r);
+/* A record for a fiber task (ss_go, ss_group_go): SCHEDULED, with `refs`. */
+SS_HIDDEN struct ss_task *ss__task_new_fiber(void *(*fn)(void *), void *arg,
+                                             uint32_t refs,
+                                             struct ss_fiber *f);
+SS_HIDDEN void ss__task_set_current(struct ss_task *t);
 /* A group task that will never run (fork child): finish it for its group. */
 SS_HIDDEN void ss__group_task_dropped(struct ss_task *t);
 /* Wait out forks in progress (fork_prepare), then enter / leave. */
@@ -204,6 +229,78 @@ SS_HIDDEN uint64_t ss__gq_len(void);
 SS_HIDDEN void ss__gq_reset(void);
 /* Move w's next slot and whole ring to the global queue; returns count. */
 SS_HIDDEN unsigned ss__worker_handoff(struct ss_worker *w);
+
+/* ------------------------------------------------------------- fibers */
+
+struct ss_fiber;
+struct ss_fw;
+
+/* fibers.c: the worker side.  ss__fiber_run() starts or resumes fiber task
+ * t on worker w (from ss__task_run, on the worker's own stack) and returns
+ * when it parks or ends. */
+SS_HIDDEN void ss__fiber_run(struct ss_worker *w, struct ss_task *t);
+/* Has fiber task t started (so that a queue entry of it is a resume)?
+ * Read by whoever popped t: the queue orders it. */
+SS_HIDDEN bool ss__fiber_started(const struct ss_task *t);
+/* A fiber's state, before its record exists (ss_go); NULL on ENOMEM. */
+SS_HIDDEN struct ss_fiber *ss__fiber_new(void);
+/* Free a fiber's state with its record (ss__task_free). */
+SS_HIDDEN void ss__fiber_release(struct ss_fiber *f);
+/* A worker leaves: its stack cache and scheduler context go. */
+SS_HIDDEN void ss__fiber_worker_exit(struct ss_worker *w);
+/* The fiber running on this thread now, or NULL (a plain task or an
+ * ordinary thread).  Never inlined: fibers migrate between threads. */
+SS_HIDDEN struct ss_task *ss__fiber_self(void);
+/* Park the calling fiber.  Once its context is saved, its worker calls
+ * commit(arg) on the worker's own stack: from then on a waker may find it
+ * and ss__fiber_ready() it.  commit returns false to resume it at once
+ * (the wait is already over). */
+SS_HIDDEN void ss__fiber_park(bool (*commit)(void *), void *arg);
+/* Make parked fiber task t runnable: from a worker, into its next-task
+ * slot (the task there before moves to its ring); else the global queue. */
+SS_HIDDEN void ss__fiber_ready(struct ss_task *t);
+/* ss_cancel() of a started fiber: ask it to stop (see smolscale.h). */
+SS_HIDDEN void ss__fiber_cancel(struct ss_task *t);
+/* Has the calling fiber been asked to stop?  False outside fibers. */
+SS_HIDDEN bool ss__fiber_cancelled(void);
+/* fork child: the timer thread and its sleepers are the parent's. */
+SS_HIDDEN void ss__fibers_after_fork(void);
+/* Counters for ss_stats: fibers created; fiber stacks mapped now. */
+SS_HIDDEN uint64_t ss__fibers_created(void);
+SS_HIDDEN uint64_t ss__fiber_stacks_mapped(void);
+
+/*
+ * One waiter, of any kind: a parked fiber or a blocked thread, waiting in
+ * a channel, a one-shot slot, the timer or a join.  It lives on the
+ * waiter's own stack.  Whoever ends the wait (a waker, or ss_cancel of the
+ * fiber) claims it first: CAS `state` WAITING -> CLAIMED (acq_rel), so a
+ * wait ends once; the winner writes `result`, then ss__wait_wake().
+ */
+enum { SS_WAIT_WAITING = 0, SS_WAIT_CLAIMED = 1 };
+struct ss_wait {
+	_Atomic uint32_t state;
+	/* Thread waiters sleep on it: 0, then 1 once woken (release). */
+	_Atomic uint32_t word;
+	int result;
+	struct ss_task *fiber;       /* NULL: a thread waiter */
+	/* Channels: the element to give or to fill, and the queue link
+	 * (under the channel's lock). */
+	void *elem;
+	struct ss_wait *next, *prev;
+	bool linked;
+};
+SS_HIDDEN void ss__wait_init(struct ss_wait *wt);
+
+/* Claim wt for a waker; false if someone else ended it first. */
+SS_HIDDEN bool ss__wait_claim(struct ss_wait *wt);
+/* Wake the claimed waiter with result r.  wt may be gone once this
+ * returns. */
+SS_HIDDEN void ss__wait_wake(struct ss_wait *wt, int r);
+/* Wait until woken: a fiber parks (commit(arg) runs once it is parked,
+ * e.g. to let go of the lock that guards wt's container; with the calling
+ * fiber exposed to ss_cancel), a thread unlocks by commit(arg) and sleeps.
+ * Returns wt->result. */
+SS_HIDDEN int ss__wait(struct ss_wait *wt, bool (*commit)(void *), void *arg);
 
 /* ------------------------------------------------------------- workers */
 
@@ -262,6 +359,7 @@ struct ss_worker {
 	 * read and cleared by the owner after its acquire load of it. */
 	uint64_t woken_at;
 	struct ss_task *cache;  /* free task records, linked by ->link */
+	struct ss_fw *fw;       /* fibers.c: scheduler context, stack cache */
 	unsigned ncache;
 	unsigned blocking_depth;
 	uint32_t rng;
@@ -273,6 +371,7 @@ struct ss_worker {
 	_Atomic uint64_t n_parks;
 	_Atomic uint64_t n_wakeups;
 	_Atomic uint64_t n_steals;
+	_Atomic uint64_t n_suspends;   /* fibers parked on this worker */
 
 	/* Monitor-private. */
 	uint64_t mon_tick;
@@ -477,6 +576,29 @@ static inline void ss__cpu_relax(void)
 #elif defined(__aarch64__)
 	__asm__ __volatile__("yield" ::: "memory");
 #endif
+}
+
+/* A spinlock for what a fiber holds across its park (a channel's, the
+ * timer's): it is let go by the commit, on the worker's own stack, which a
+ * pthread mutex's owner check (and ThreadSanitizer's fiber model) would
+ * call another thread.  Held only for a few loads and stores; after 64
+ * rounds a waiter yields the CPU to a holder that may be preempted. */
+static inline void ss__spin_lock(_Atomic uint32_t *l)
+{
+	for (unsigned i = 0;; i++) {
+		if (!atomic_load_explicit(l, memory_order_relaxed) &&
+		    !atomic_exchange_explicit(l, 1, memory_order_acquire))
+			return;
+		if (i < 64)
+			ss__cpu_relax();
+		else
+			sched_yield();
+	}
+}
+
+static inline void ss__spin_unlock(_Atomic uint32_t *l)
+{
+	atomic_store_explicit(l, 0, memory_order_release);
 }
 
 /*

@@ -293,6 +293,7 @@ static bool retire_idle(struct ss_exec *e, struct ss_worker *w)
 			/* Before the slot can be reused: the cache goes
 			 * with it. */
 			ss__task_cache_release(w);
+			ss__fiber_worker_exit(w);
 			atomic_store_explicit(&w->slot_state, SS_SLOT_FREE,
 			                      memory_order_release);
 			retire = true;

@@ -163,6 +163,114 @@ SS_API int ss_group_cancel(ss_group *g);
  * no-op. */
 SS_API void ss_group_free(ss_group *g);
 
+/* ---------------------------------------------------------------- fibers */
+
+/*
+ * A fiber is a task with a stack of its own (SMOLSCALE_FIBER_STACK, default
+ * 256 KiB, with a guard page below it), taken from its worker's cache when
+ * it first runs and given back when it ends.  A fiber can suspend: the
+ * suspension points below park it and free its worker for other tasks, and
+ * whoever wakes it puts it back on a queue: from a worker, into that
+ * worker's next-task slot, so it runs right after the waker's task.
+ * From a plain task or an ordinary thread the same calls block instead.
+ *
+ * A fiber may resume on another worker than the one it suspended on (after
+ * balancing or a hand-off): thread-local variables, errno included, and
+ * pthread_self() may change across any suspension point.  Keep no pointer
+ * to a thread-local across one.  Beware that the compiler keeps such
+ * pointers for you: glibc declares __errno_location() const, so in a
+ * function that calls a suspension point GCC may compute &errno once and
+ * use it after the fiber moved to another thread.  Read errno right after
+ * the failing call in a function that does not suspend (a helper of its
+ * own, not inlined into the suspending one).  Do not hold a mutex across a
+ * suspension point either, and do not suspend between ss_blocking_begin()
+ * and ss_blocking_end().  The library's own code reads its thread-locals
+ * through functions the compiler cannot merge across a switch.
+ */
+
+/*
+ * Spawn fn(arg) as a fiber.  The handle is a task handle: ss_join(),
+ * ss_detach() and ss_cancel() take it.  Errors as ss_spawn().
+ *
+ * ss_cancel() of a fiber that has started returns EBUSY, as for any task
+ * that runs, and also asks the fiber to stop: the channel operation or
+ * sleep it is parked in, and every later one, returns ECANCELED (ss_yield
+ * just returns; ss_join is not a cancellation point).  The fiber decides
+ * how to end; ss_join() then gets what it returned.
+ */
+SS_API ss_task *ss_go(void *(*fn)(void *), void *arg);
+
+/* Spawn fn(arg) into g as a fiber (see ss_group_spawn). */
+SS_API int ss_group_go(ss_group *g, int (*fn)(void *), void *arg);
+
+/*
+ * Run fn(arg) as a fiber and wait for it; returns what fn returned.  From
+ * an ordinary thread (main()) this is the way into fiber code.  NULL with
+ * errno set if the fiber could not be started.
+ */
+SS_API void *ss_block_on(void *(*fn)(void *), void *arg);
+
+/* Let other tasks run: a fiber goes to the back of its worker's queue; a
+ * plain task or thread calls sched_yield(). */
+SS_API void ss_yield(void);
+
+/* Sleep at least ns nanoseconds.  A fiber parks on the executor's timer
+ * (which may run up to about 1 ms late, batching wake-ups as tokio's
+ * timer does); anything else sleeps in clock_nanosleep().  Returns 0. */
+SS_API int ss_sleep_ns(uint64_t ns);
+
+/* -------------------------------------------------------------- channels */
+
+/*
+ * A channel of fixed-size elements, for fibers, plain tasks and ordinary
+ * threads alike, in any mix.  capacity 0 is a rendezvous: a send waits for
+ * a receiver to take the element.  FIFO per channel; waiters are served in
+ * the order they came.
+ */
+typedef struct ss_chan ss_chan;
+
+/* A new channel.  NULL and errno: EINVAL elem_size 0 or too large
+ * (> 64 KiB), ENOMEM. */
+SS_API ss_chan *ss_chan_new(size_t capacity, size_t elem_size);
+
+/* Copy *elem into c, waiting for room.  0; EPIPE c is closed (the
+ * element was not sent); EINVAL c or elem NULL. */
+SS_API int ss_chan_send(ss_chan *c, const void *elem);
+
+/* Take the oldest element into *elem, waiting for one.  0; EPIPE c is
+ * closed and drained; EINVAL. */
+SS_API int ss_chan_recv(ss_chan *c, void *elem);
+
+/* As send and recv, without waiting: EAGAIN when they would wait. */
+SS_API int ss_chan_try_send(ss_chan *c, const void *elem);
+SS_API int ss_chan_try_recv(ss_chan *c, void *elem);
+
+/* Close c: waiting and later senders get EPIPE; receivers drain what is
+ * buffered, then get EPIPE.  0; EPIPE already closed; EINVAL. */
+SS_API int ss_chan_close(ss_chan *c);
+
+/* Close c if open and free it once no call is inside it any more.  The
+ * handle must not be used after this.  NULL is a no-op. */
+SS_API void ss_chan_free(ss_chan *c);
+
+/*
+ * A one-shot reply slot: one send, one receive (a request carries one so
+ * that the server can answer).  ss_oneshot_recv waits for the value;
+ * EPIPE when the slot was closed without one.
+ */
+typedef struct ss_oneshot ss_oneshot;
+
+/* NULL and errno: EINVAL elem_size 0 or > 64 KiB, ENOMEM. */
+SS_API ss_oneshot *ss_oneshot_new(size_t elem_size);
+/* 0; EBUSY a value was sent already; EPIPE closed; EINVAL. */
+SS_API int ss_oneshot_send(ss_oneshot *o, const void *elem);
+/* 0; EPIPE closed with no value; EBUSY received already; EINVAL. */
+SS_API int ss_oneshot_recv(ss_oneshot *o, void *elem);
+/* Wake a waiting receiver with EPIPE if no value came; 0, EINVAL. */
+SS_API int ss_oneshot_close(ss_oneshot *o);
+/* Close and free once no call is inside it.  NULL is a no-op. */
+SS_API void ss_oneshot_free(ss_oneshot *o);
+
 /* ---------------------------------------------------------------- stats */
 
 struct ss_stats {
@@ -183,6 +291,9 @@ struct ss_stats {
 	uint64_t threads_created;  /* worker threads ever started */
 	uint64_t threads_exited;   /* worker threads that exited */
 	uint64_t peak_threads;     /* most live worker threads at once */
+	uint64_t fibers_spawned;   /* fibers created (ss_go, ss_group_go) */
+	uint64_t fiber_stacks;     /* fiber stacks mapped now, cached included */
+	uint64_t suspends;         /* times a fiber parked */
 };
 
 /* Fill *out with a snapshot of the counters (each read atomically, the set

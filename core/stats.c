@@ -41,6 +41,7 @@ int ss_stats(struct ss_stats *o)
 		o->parks += rd(&w->n_parks);
 		o->wakeups += rd(&w->n_wakeups);
 		o->steals += rd(&w->n_steals);
+		o->suspends += rd(&w->n_suspends);
 	}
 	o->threads = nonneg(&e->nthreads);
 	o->blocked_workers = nonneg(&e->nblocked);
@@ -57,6 +58,8 @@ int ss_stats(struct ss_stats *o)
 	o->threads_created = rd(&e->threads_created);
 	o->threads_exited = rd(&e->threads_exited);
 	o->peak_threads = rd(&e->peak_threads);
+	o->fibers_spawned = ss__fibers_created();
+	o->fiber_stacks = ss__fiber_stacks_mapped();
 	return 0;
 }
 

@@ -42,9 +42,15 @@ static _Atomic uint32_t nrecords;
 static __thread struct ss_task *tls_task
 	__attribute__((tls_model("initial-exec")));
 
-struct ss_task *ss__current_task(void)
+/* Never inlined, as ss__self(). */
+__attribute__((noinline)) struct ss_task *ss__current_task(void)
 {
 	return tls_task;
+}
+
+void ss__task_set_current(struct ss_task *t)
+{
+	tls_task = t;
 }
 
 static inline uint64_t mk(uint32_t gen, uint32_t flags)
@@ -144,6 +150,11 @@ void ss__task_free(struct ss_task *t)
 	struct ss_exec *e = &ss__exec;
 	struct ss_worker *w = ss__self();
 
+	if (t->fiber) {
+		ss__fiber_release(t->fiber);
+		t->fiber = NULL;
+	}
+
 	if (w) {
 		t->link = w->cache;
 		w->cache = t;
@@ -213,13 +224,20 @@ static void drop_refs(struct ss_task *t, uint64_t s, uint32_t drop,
 
 static void wake_joiner(struct ss_task *t)
 {
-	/* done_word: 0 running, 2 the joiner sleeps on it, 1 done.  The
-	 * joiner frees the record only after it reads 1, so the exchange is
-	 * safe; the wake may then reach a reused record, which is only a
-	 * spurious wake-up (records are never unmapped).  No system call
-	 * while the joiner is still spinning. */
-	if (atomic_exchange_explicit(&t->done_word, 1, memory_order_acq_rel) == 2)
+	/* done_word: 0 running, 2 the joiner sleeps on it, 3 a joining
+	 * fiber parked for it (t->join_fiber), 1 done.  The joiner frees the
+	 * record only after it reads 1, so the exchange is safe; the wake
+	 * may then reach a reused record, which is only a spurious wake-up
+	 * (records are never unmapped).  No system call while the joiner is
+	 * still spinning.  A parked fiber cannot read 1 before it is made
+	 * ready, so join_fiber is still this join's. */
+	uint32_t old = atomic_exchange_explicit(&t->done_word, 1,
+	                                        memory_order_acq_rel);
+
+	if (old == 2)
 		ss__futex_wake(&t->done_word, 1);
+	else if (old == 3)
+		ss__fiber_ready(t->join_fiber);
 }
 
 /* t ran to completion with result r: publish it, drop `drop`. */
@@ -261,6 +279,16 @@ static void *call(struct ss_task *t)
 
 /* Run t, claimed (SCHEDULED -> RUNNING) by this worker, then complete it
  * dropping `drop`. */
+void ss__task_finish(struct ss_worker *w, struct ss_task *t, void *r)
+{
+	if (unlikely(t->fn == ss__group_run))
+		ss__group_task_done(w, t, r);
+	else
+		atomic_fetch_add_explicit(&w->n_completed, 1,
+		                          memory_order_relaxed);
+	complete(t, r, SS_SCHED, true);
+}
+
 static void run_claimed(struct ss_worker *w, struct ss_task *t, uint32_t drop)
 {
 	void *r = call(t);
@@ -291,8 +319,14 @@ bool ss__task_abandon_current(struct ss_worker *w)
 
 void ss__task_run(struct ss_worker *w, struct ss_task *t)
 {
-	uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+	uint64_t s;
 
+	/* A parked fiber made ready again: no claim, it runs already. */
+	if (unlikely(t->fiber) && ss__fiber_started(t)) {
+		ss__fiber_run(w, t);
+		return;
+	}
+	s = atomic_load_explicit(&t->state, memory_order_acquire);
 	for (;;) {
 		if (SS_PH(s) != SS_PH_SCHEDULED) {
 			/* Cancelled, or run by a joiner: only the queue's
@@ -305,7 +339,10 @@ void ss__task_run(struct ss_worker *w, struct ss_task *t)
 			    memory_order_acquire))
 			break;
 	}
-	run_claimed(w, t, SS_SCHED);
+	if (unlikely(t->fiber))
+		ss__fiber_run(w, t);
+	else
+		run_claimed(w, t, SS_SCHED);
 }
 
 bool ss__run_group_task_here(struct ss_worker *w, struct ss_group *g)
@@ -323,7 +360,8 @@ bool ss__run_group_task_here(struct ss_worker *w, struct ss_group *g)
 		uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
 
 		if (SS_PH(s) != SS_PH_SCHEDULED || (SS_FLAGS(s) & SS_FREE) ||
-		    atomic_load_explicit(&t->group, memory_order_relaxed) != g)
+		    atomic_load_explicit(&t->group, memory_order_relaxed) != g ||
+		    (SS_FLAGS(s) & SS_FIBER)) /* it needs a stack of its own */
 			continue;
 		if (!atomic_compare_exchange_strong_explicit(
 			    &t->state, &s, s | SS_PH_RUNNING, memory_order_acquire,
@@ -349,7 +387,9 @@ static bool ring_compact(struct ss_worker *w)
 
 	while (n-- > 0 && (x = ss__ring_pop(&w->ring))) {
 		uint64_t s = atomic_load_explicit(&x->state, memory_order_acquire);
-		if (SS_PH(s) != SS_PH_SCHEDULED) {
+		/* A parked fiber made ready is RUNNING and must stay. */
+		if (SS_PH(s) != SS_PH_SCHEDULED &&
+		    !((SS_FLAGS(s) & SS_FIBER) && ss__fiber_started(x))) {
 			drop_refs(x, s, SS_SCHED, 0);
 			freed = true;
 		} else if (!ss__ring_push(&w->ring, x)) {
@@ -407,6 +447,8 @@ static struct ss_task *prepare(void *(*fn)(void *), void *arg, uint32_t refs)
 	t->arg = arg;
 	t->result = NULL;
 	t->outer = NULL;
+	t->fiber = NULL;
+	t->join_fiber = NULL;
 	atomic_store_explicit(&t->group, NULL, memory_order_relaxed);
 	atomic_store_explicit(&t->done_word, 0, memory_order_relaxed);
 	/* Published to the worker by the queue (release/acquire). */
@@ -444,6 +486,42 @@ ss_task *ss_spawn(void *(*fn)(void *), void *arg)
 struct ss_task *ss__task_new_internal(void *(*fn)(void *), void *arg)
 {
 	return prepare(fn, arg, 0);
+}
+
+struct ss_task *ss__task_new_fiber(void *(*fn)(void *), void *arg,
+                                   uint32_t refs, struct ss_fiber *f)
+{
+	struct ss_task *t = prepare(fn, arg, refs | SS_FIBER);
+
+	if (t)
+		t->fiber = f;
+	return t;
+}
+
+ss_task *ss_go(void *(*fn)(void *), void *arg)
+{
+	struct ss_fiber *f;
+	struct ss_task *t;
+
+	if (!fn) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (ss__start() != 0) {
+		errno = EAGAIN;
+		return NULL;
+	}
+	f = ss__fiber_new();
+	if (!f || !(t = ss__task_new_fiber(fn, arg, SS_HANDLE, f))) {
+		if (f)
+			ss__fiber_release(f);
+		errno = ENOMEM;
+		return NULL;
+	}
+	ss_task *h = encode(t, SS_GEN(atomic_load_explicit(&t->state,
+	                                                   memory_order_relaxed)));
+	ss__task_submit(t);
+	return h;
 }
 
 /* ---------------------------------------------------------- join etc. */
@@ -493,6 +571,26 @@ static void wait_done(struct ss_task *t, struct ss_worker *w)
 		               JOIN_SPIN_LONG_NS);
 }
 
+/* ss__fiber_park's commit for a joining fiber: announce it (0 -> 3)
+ * unless the task is done already (1: resume at once). */
+static bool join_commit(void *arg)
+{
+	struct ss_task *t = arg;
+	uint32_t zero = 0;
+
+	return atomic_compare_exchange_strong_explicit(&t->done_word, &zero, 3,
+	                                               memory_order_acq_rel,
+	                                               memory_order_acquire);
+}
+
+/* A fiber joins: it parks until the completer makes it ready. */
+static void fiber_wait_done(struct ss_task *t, struct ss_task *me)
+{
+	t->join_fiber = me;
+	while (atomic_load_explicit(&t->done_word, memory_order_acquire) != 1)
+		ss__fiber_park(join_commit, t);
+}
+
 int ss_join(ss_task *h, void **result)
 {
 	struct ss_worker *w = ss__self();
@@ -509,9 +607,10 @@ int ss_join(ss_task *h, void **result)
 			return err;
 		if (t == tls_task)
 			return EDEADLK;
-		if (w && SS_PH(s) == SS_PH_SCHEDULED) {
+		if (w && SS_PH(s) == SS_PH_SCHEDULED && !t->fiber) {
 			/* Inside a task: run the unstarted task ourselves, so
-			 * a pool full of joiners can never deadlock. */
+			 * a pool full of joiners can never deadlock.  Not a
+			 * fiber: it needs a stack of its own. */
 			if (!atomic_compare_exchange_weak_explicit(
 				    &t->state, &s,
 				    s | SS_PH_RUNNING | SS_JOINING,
@@ -533,8 +632,14 @@ int ss_join(ss_task *h, void **result)
 	}
 	/* If it was not final when we claimed the join, the completer (or a
 	 * canceller) saw JOINING and will publish done_word. */
-	if (SS_PH(s) < SS_PH_DONE)
-		wait_done(t, w);
+	if (SS_PH(s) < SS_PH_DONE) {
+		struct ss_task *me = ss__fiber_self();
+
+		if (me)
+			fiber_wait_done(t, me);
+		else
+			wait_done(t, w);
+	}
 	s = atomic_load_explicit(&t->state, memory_order_acquire);
 	err = SS_PH(s) == SS_PH_CANCELLED ? ECANCELED : 0;
 	if (!err && result)
@@ -581,8 +686,12 @@ int ss_cancel(ss_task *h)
 			return err;
 		if (SS_PH(s) == SS_PH_CANCELLED)
 			return 0;
-		if (SS_PH(s) != SS_PH_SCHEDULED)
+		if (SS_PH(s) != SS_PH_SCHEDULED) {
+			/* A fiber that runs: ask it to stop (smolscale.h). */
+			if (SS_PH(s) == SS_PH_RUNNING && t->fiber)
+				ss__fiber_cancel(t);
 			return EBUSY;
+		}
 	} while (!atomic_compare_exchange_weak_explicit(
 		&t->state, &s, s | SS_PH_CANCELLED, memory_order_acq_rel,
 		memory_order_acquire));

@@ -33,7 +33,9 @@
 static __thread struct ss_worker *tls_worker
 	__attribute__((tls_model("initial-exec")));
 
-struct ss_worker *ss__self(void)
+/* Never inlined: code on a fiber stack reads it after a switch that may
+ * have moved it to another thread (fibers.c). */
+__attribute__((noinline)) struct ss_worker *ss__self(void)
 {
 	return tls_worker;
 }
@@ -149,6 +151,7 @@ static bool retire_if_above_target(struct ss_exec *e, struct ss_worker *w)
 		 * here and the record cache go with it. */
 		moved = ss__worker_handoff(w);
 		ss__task_cache_release(w);
+		ss__fiber_worker_exit(w);
 		atomic_store_explicit(&w->slot_state, SS_SLOT_FREE,
 		                      memory_order_release);
 		retire = true;
@@ -213,6 +216,7 @@ bool ss__worker_abandon(void)
 	atomic_fetch_sub(&e->nthreads, 1);
 	moved = ss__worker_handoff(w);
 	ss__task_cache_release(w);
+	ss__fiber_worker_exit(w);
 	atomic_store_explicit(&w->slot_state, SS_SLOT_FREE, memory_order_release);
 	pthread_mutex_unlock(&e->lock);
 	atomic_fetch_add_explicit(&e->threads_exited, 1, memory_order_relaxed);
