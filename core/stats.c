@@ -74,7 +74,8 @@ void ss__stats_print(void)
 	        "tasks_spawned=%llu tasks_completed=%llu tasks_cancelled=%llu "
 	        "preemptions=%llu compensations=%llu balancer_moves=%llu "
 	        "steals=%llu parks=%llu wakeups=%llu threads_created=%llu "
-	        "threads_exited=%llu peak_threads=%llu",
+	        "threads_exited=%llu peak_threads=%llu fibers_spawned=%llu "
+	        "fiber_stacks=%llu suspends=%llu",
 	        (unsigned long long)s.threads, (unsigned long long)s.active_workers,
 	        (unsigned long long)s.blocked_workers,
 	        (unsigned long long)s.idle_workers,
@@ -89,7 +90,10 @@ void ss__stats_print(void)
 	        (unsigned long long)s.wakeups,
 	        (unsigned long long)s.threads_created,
 	        (unsigned long long)s.threads_exited,
-	        (unsigned long long)s.peak_threads);
+	        (unsigned long long)s.peak_threads,
+	        (unsigned long long)s.fibers_spawned,
+	        (unsigned long long)s.fiber_stacks,
+	        (unsigned long long)s.suspends);
 	if (ss__stats_extra)
 		ss__stats_extra(stderr);
 	fputc('\n', stderr);
