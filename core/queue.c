@@ -75,11 +75,15 @@ unsigned ss__ring_take(struct ss_ring *r, struct ss_task **out, unsigned max)
 
 unsigned ss__ring_len(struct ss_ring *r)
 {
-	/* head first: tail only grows, so the difference is never negative. */
+	/* head first: tail only grows, so the difference is never negative.
+	 * It can exceed the capacity, though: between the two loads,
+	 * consumers may take n and the owner push up to n more.  A length
+	 * is never more than SS_RING_CAP: callers size buffers by it. */
 	uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
 	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+	uint64_t n = tail - head;
 
-	return (unsigned)(tail - head);
+	return (unsigned)(n > SS_RING_CAP ? SS_RING_CAP : n);
 }
 
 /*

@@ -263,14 +263,18 @@ static struct ss_task *steal(struct ss_worker *w)
 
 	for (uint32_t i = 0; i < n; i++) {
 		struct ss_worker *v = e->workers[(start + i) % n];
-		unsigned len, got;
+		unsigned len, want, got;
 
 		if (!v || v == w)
 			continue;
 		len = ss__ring_len(&v->ring);
 		if (len == 0)
 			continue;
-		got = ss__ring_take(&v->ring, buf, (len + 1) / 2);
+		/* At most half the ring: buf holds SS_STEAL_MAX. */
+		want = (len + 1) / 2;
+		if (want > SS_STEAL_MAX)
+			want = SS_STEAL_MAX;
+		got = ss__ring_take(&v->ring, buf, want);
 		if (got == 0)
 			continue;
 		for (unsigned k = 1; k < got; k++)
