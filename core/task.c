@@ -279,28 +279,28 @@ static void *call(struct ss_task *t)
 
 /* Run t, claimed (SCHEDULED -> RUNNING) by this worker, then complete it
  * dropping `drop`. */
-void ss__task_finish(struct ss_worker *w, struct ss_task *t, void *r)
+/* t's function returned r on worker w: count it, then complete it
+ * dropping `drop`.  Count before completing: a joiner woken by complete()
+ * may read ss_stats() at once. */
+static void finish(struct ss_worker *w, struct ss_task *t, void *r,
+                   uint32_t drop)
 {
-	if (unlikely(t->fn == ss__group_run))
-		ss__group_task_done(w, t, r);
-	else
-		atomic_fetch_add_explicit(&w->n_completed, 1,
-		                          memory_order_relaxed);
-	complete(t, r, SS_SCHED, true);
-}
-
-static void run_claimed(struct ss_worker *w, struct ss_task *t, uint32_t drop)
-{
-	void *r = call(t);
-
-	/* Count before completing: a joiner woken by complete() may read
-	 * ss_stats() at once. */
 	if (unlikely(t->fn == ss__group_run))
 		ss__group_task_done(w, t, r);
 	else
 		atomic_fetch_add_explicit(&w->n_completed, 1,
 		                          memory_order_relaxed);
 	complete(t, r, drop, true);
+}
+
+void ss__task_finish(struct ss_worker *w, struct ss_task *t, void *r)
+{
+	finish(w, t, r, SS_SCHED);
+}
+
+static void run_claimed(struct ss_worker *w, struct ss_task *t, uint32_t drop)
+{
+	finish(w, t, call(t), drop);
 }
 
 bool ss__task_abandon_current(struct ss_worker *w)
@@ -319,14 +319,15 @@ bool ss__task_abandon_current(struct ss_worker *w)
 
 void ss__task_run(struct ss_worker *w, struct ss_task *t)
 {
-	uint64_t s;
+	uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
 
-	/* A parked fiber made ready again: no claim, it runs already. */
-	if (unlikely(t->fiber) && ss__fiber_started(t)) {
+	/* A parked fiber made ready again: no claim, it runs already.  The
+	 * flag is in the word just loaded: a plain task's record is not
+	 * looked at further. */
+	if (unlikely(SS_FLAGS(s) & SS_FIBER) && ss__fiber_started(t)) {
 		ss__fiber_run(w, t);
 		return;
 	}
-	s = atomic_load_explicit(&t->state, memory_order_acquire);
 	for (;;) {
 		if (SS_PH(s) != SS_PH_SCHEDULED) {
 			/* Cancelled, or run by a joiner: only the queue's
@@ -339,7 +340,7 @@ void ss__task_run(struct ss_worker *w, struct ss_task *t)
 			    memory_order_acquire))
 			break;
 	}
-	if (unlikely(t->fiber))
+	if (unlikely(SS_FLAGS(s) & SS_FIBER))
 		ss__fiber_run(w, t);
 	else
 		run_claimed(w, t, SS_SCHED);
@@ -460,8 +461,10 @@ static struct ss_task *prepare(void *(*fn)(void *), void *arg, uint32_t refs)
 	return t;
 }
 
-ss_task *ss_spawn(void *(*fn)(void *), void *arg)
+/* ss_spawn and ss_go: a handle for a new task, a fiber when `fiber`. */
+static ss_task *spawn(void *(*fn)(void *), void *arg, bool fiber)
 {
+	struct ss_fiber *f = NULL;
 	struct ss_task *t;
 
 	if (!fn) {
@@ -472,8 +475,15 @@ ss_task *ss_spawn(void *(*fn)(void *), void *arg)
 		errno = EAGAIN;
 		return NULL;
 	}
-	t = prepare(fn, arg, SS_HANDLE);
+	if (fiber && !(f = ss__fiber_new())) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	t = fiber ? ss__task_new_fiber(fn, arg, SS_HANDLE, f)
+	          : prepare(fn, arg, SS_HANDLE);
 	if (!t) {
+		if (f)
+			ss__fiber_release(f);
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -481,6 +491,11 @@ ss_task *ss_spawn(void *(*fn)(void *), void *arg)
 	                                                   memory_order_relaxed)));
 	ss__task_submit(t);
 	return h;
+}
+
+ss_task *ss_spawn(void *(*fn)(void *), void *arg)
+{
+	return spawn(fn, arg, false);
 }
 
 struct ss_task *ss__task_new_internal(void *(*fn)(void *), void *arg)
@@ -500,28 +515,7 @@ struct ss_task *ss__task_new_fiber(void *(*fn)(void *), void *arg,
 
 ss_task *ss_go(void *(*fn)(void *), void *arg)
 {
-	struct ss_fiber *f;
-	struct ss_task *t;
-
-	if (!fn) {
-		errno = EINVAL;
-		return NULL;
-	}
-	if (ss__start() != 0) {
-		errno = EAGAIN;
-		return NULL;
-	}
-	f = ss__fiber_new();
-	if (!f || !(t = ss__task_new_fiber(fn, arg, SS_HANDLE, f))) {
-		if (f)
-			ss__fiber_release(f);
-		errno = ENOMEM;
-		return NULL;
-	}
-	ss_task *h = encode(t, SS_GEN(atomic_load_explicit(&t->state,
-	                                                   memory_order_relaxed)));
-	ss__task_submit(t);
-	return h;
+	return spawn(fn, arg, true);
 }
 
 /* ---------------------------------------------------------- join etc. */
@@ -607,7 +601,8 @@ int ss_join(ss_task *h, void **result)
 			return err;
 		if (t == tls_task)
 			return EDEADLK;
-		if (w && SS_PH(s) == SS_PH_SCHEDULED && !t->fiber) {
+		if (w && SS_PH(s) == SS_PH_SCHEDULED &&
+		    !(SS_FLAGS(s) & SS_FIBER)) {
 			/* Inside a task: run the unstarted task ourselves, so
 			 * a pool full of joiners can never deadlock.  Not a
 			 * fiber: it needs a stack of its own. */
@@ -688,7 +683,7 @@ int ss_cancel(ss_task *h)
 			return 0;
 		if (SS_PH(s) != SS_PH_SCHEDULED) {
 			/* A fiber that runs: ask it to stop (smolscale.h). */
-			if (SS_PH(s) == SS_PH_RUNNING && t->fiber)
+			if (SS_PH(s) == SS_PH_RUNNING && (SS_FLAGS(s) & SS_FIBER))
 				ss__fiber_cancel(t);
 			return EBUSY;
 		}
