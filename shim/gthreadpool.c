@@ -119,7 +119,11 @@ struct gqueue {
 
 struct gpool {
 	GThreadPool pub;           /* func, user_data, exclusive: ABI */
-	uintptr_t mark;            /* (uintptr_t)this ^ GP_MAGIC while ours */
+	/* (uintptr_t)this ^ GP_MAGIC while ours.  Plain: written before the
+	 * pool is handed out (the caller's own synchronisation publishes
+	 * it) and cleared only by destroy(), after which a call through the
+	 * pointer is the caller's use-after-free, as in GLib. */
+	uintptr_t mark;
 
 	pthread_mutex_t lock;
 	pthread_cond_t idle;       /* free(wait_=TRUE) waits here */
@@ -466,6 +470,16 @@ static void unused_take(unsigned n)
 /* The pool whose item this thread is running, if any. */
 static __thread struct gpool *tls_pool __attribute__((tls_model("initial-exec")));
 
+/* A pool this layer did not create goes to GLib's function `name` (the
+ * args), or returns `none` when GLib has none. */
+#define FOREIGN(pool, none, name, ...)                                       \
+	do {                                                                 \
+		if (!ours(pool)) {                                           \
+			glib_init();                                         \
+			return glib.name ? glib.name(__VA_ARGS__) : (none);  \
+		}                                                            \
+	} while (0)
+
 static inline bool ours(const GThreadPool *pool)
 {
 	const struct gpool *p = (const struct gpool *)pool;
@@ -721,10 +735,7 @@ int ss__gtp_push(GThreadPool *pool, void *data, GError **error)
 	unsigned n;
 	int err;
 
-	if (!ours(pool)) {
-		glib_init();
-		return glib.push ? glib.push(pool, data, error) : 0;
-	}
+	FOREIGN(pool, 0, push, pool, data, error);
 	pthread_mutex_lock(&p->lock);
 	if (!p->alive) {
 		pthread_mutex_unlock(&p->lock);
@@ -756,11 +767,7 @@ int ss__gtp_set_max_threads(GThreadPool *pool, int max_threads, GError **error)
 	unsigned n;
 	int err;
 
-	if (!ours(pool)) {
-		glib_init();
-		return glib.set_max_threads ?
-			glib.set_max_threads(pool, max_threads, error) : 0;
-	}
+	FOREIGN(pool, 0, set_max_threads, pool, max_threads, error);
 	pthread_mutex_lock(&p->lock);
 	if (!p->alive) {
 		pthread_mutex_unlock(&p->lock);
@@ -795,10 +802,7 @@ int ss__gtp_get_max_threads(GThreadPool *pool)
 	struct gpool *p = (struct gpool *)pool;
 	int r;
 
-	if (!ours(pool)) {
-		glib_init();
-		return glib.get_max_threads ? glib.get_max_threads(pool) : 0;
-	}
+	FOREIGN(pool, 0, get_max_threads, pool);
 	pthread_mutex_lock(&p->lock);
 	r = p->max_threads;
 	pthread_mutex_unlock(&p->lock);
@@ -810,10 +814,7 @@ unsigned ss__gtp_get_num_threads(GThreadPool *pool)
 	struct gpool *p = (struct gpool *)pool;
 	unsigned r;
 
-	if (!ours(pool)) {
-		glib_init();
-		return glib.get_num_threads ? glib.get_num_threads(pool) : 0;
-	}
+	FOREIGN(pool, 0, get_num_threads, pool);
 	pthread_mutex_lock(&p->lock);
 	r = p->running;
 	if (p->pub.exclusive && p->alive && p->max_threads > 0 &&
@@ -828,10 +829,7 @@ unsigned ss__gtp_unprocessed(GThreadPool *pool)
 	struct gpool *p = (struct gpool *)pool;
 	unsigned r;
 
-	if (!ours(pool)) {
-		glib_init();
-		return glib.unprocessed ? glib.unprocessed(pool) : 0;
-	}
+	FOREIGN(pool, 0, unprocessed, pool);
 	pthread_mutex_lock(&p->lock);
 	r = (unsigned)p->q.len;
 	pthread_mutex_unlock(&p->lock);
@@ -948,10 +946,7 @@ int ss__gtp_move_to_front(GThreadPool *pool, void *data)
 	struct gpool *p = (struct gpool *)pool;
 	int found = 0;
 
-	if (!ours(pool)) {
-		glib_init();
-		return glib.move_to_front ? glib.move_to_front(pool, data) : 0;
-	}
+	FOREIGN(pool, 0, move_to_front, pool, data);
 	/* The newest entry of data, as GLib's queue (pushed at its head)
 	 * finds it first. */
 	pthread_mutex_lock(&p->lock);
