@@ -320,12 +320,14 @@ void ss_chan_free(ss_chan *c)
 
 /* ------------------------------------------------------------ one-shot */
 
+/* A one-shot slot: everything but esz under `lock` (a spinlock, as the
+ * channel's, since a waiting fiber holds it across its park). */
 struct ss_oneshot {
 	_Atomic uint32_t lock;
 	size_t esz;
 	bool has_value;      /* sent, not yet received */
 	bool sent, received, closed, freeing;
-	unsigned users;
+	unsigned users;      /* calls inside it: the last one out frees */
 	struct ss_wait *waiter;  /* the receiver waiting, if any */
 	unsigned char value[];
 };
@@ -430,17 +432,27 @@ int ss_oneshot_recv(ss_oneshot *o, void *elem)
 	return r;
 }
 
-int ss_oneshot_close(ss_oneshot *o)
+/* Under the lock: close o and take its waiting receiver, if any (to be
+ * woken with EPIPE). */
+static struct ss_wait *o_close_locked(ss_oneshot *o)
 {
 	struct ss_wait *rx = NULL;
 
-	if (!o)
-		return EINVAL;
-	o_enter(o);
 	o->closed = true;
 	if (o->waiter && ss__wait_claim(o->waiter))
 		rx = o->waiter;
 	o->waiter = NULL;
+	return rx;
+}
+
+int ss_oneshot_close(ss_oneshot *o)
+{
+	struct ss_wait *rx;
+
+	if (!o)
+		return EINVAL;
+	o_enter(o);
+	rx = o_close_locked(o);
 	o_leave(o);
 	if (rx)
 		ss__wait_wake(rx, EPIPE);
@@ -449,16 +461,15 @@ int ss_oneshot_close(ss_oneshot *o)
 
 void ss_oneshot_free(ss_oneshot *o)
 {
-	struct ss_wait *rx = NULL;
+	struct ss_wait *rx;
 
 	if (!o)
 		return;
 	o_enter(o);
-	o->closed = true;
-	if (o->waiter && ss__wait_claim(o->waiter))
-		rx = o->waiter;
-	o->waiter = NULL;
+	rx = o_close_locked(o);
 	o->freeing = true;
+	/* Wake before letting go: the woken receiver still counts as a
+	 * user, so o outlives it (as ss_chan_free). */
 	if (rx)
 		ss__wait_wake(rx, EPIPE);
 	o_leave(o);
