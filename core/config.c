@@ -9,8 +9,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -72,6 +75,61 @@ int ss__parse_size(const char *s, unsigned long lo, unsigned long hi,
 	return 0;
 }
 
+static const struct {
+	const char *name;
+	int sig;
+} sig_names[] = {
+	{ "HUP", SIGHUP },   { "INT", SIGINT },     { "QUIT", SIGQUIT },
+	{ "ABRT", SIGABRT }, { "USR1", SIGUSR1 },   { "USR2", SIGUSR2 },
+	{ "PIPE", SIGPIPE }, { "ALRM", SIGALRM },   { "TERM", SIGTERM },
+	{ "CHLD", SIGCHLD }, { "CONT", SIGCONT },   { "TSTP", SIGTSTP },
+	{ "TTIN", SIGTTIN }, { "TTOU", SIGTTOU },   { "URG", SIGURG },
+	{ "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },   { "VTALRM", SIGVTALRM },
+	{ "PROF", SIGPROF }, { "WINCH", SIGWINCH }, { "IO", SIGIO },
+	{ "PWR", SIGPWR },
+};
+
+static bool sig_catchable(int sig)
+{
+	switch (sig) {
+	case SIGKILL: case SIGSTOP: case SIGSEGV: case SIGBUS: case SIGILL:
+	case SIGFPE: case SIGTRAP: case SIGSYS:
+		return false;
+	}
+	/* 32 and 33 are glibc's (SIGCANCEL, SIGSETXID): below SIGRTMIN. */
+	return sig > 0 && sig < NSIG && (sig < 32 || sig >= SIGRTMIN);
+}
+
+int ss__parse_signal(const char *s)
+{
+	unsigned long v;
+	int sig = -1;
+
+	if (!s)
+		return -1;
+	if (ss__parse_uint(s, 1, NSIG - 1, &v) == 0)
+		return sig_catchable((int)v) ? (int)v : -1;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (strncasecmp(s, "SIG", 3) == 0)
+		s += 3;
+	for (size_t i = 0; i < sizeof sig_names / sizeof sig_names[0]; i++)
+		if (strcasecmp(s, sig_names[i].name) == 0)
+			sig = sig_names[i].sig;
+	if (sig < 0 && strncasecmp(s, "RTMIN", 5) == 0) {
+		if (s[5] == '\0')
+			sig = SIGRTMIN;
+		else if (s[5] == '+' && ss__parse_uint(s + 6, 0, 64, &v) == 0)
+			sig = SIGRTMIN + (int)v;
+	} else if (sig < 0 && strncasecmp(s, "RTMAX", 5) == 0) {
+		if (s[5] == '\0')
+			sig = SIGRTMAX;
+		else if (s[5] == '-' && ss__parse_uint(s + 6, 0, 64, &v) == 0)
+			sig = SIGRTMAX - (int)v;
+	}
+	return sig > 0 && sig <= SIGRTMAX && sig_catchable(sig) ? sig : -1;
+}
+
 static unsigned long env_uint(const char *name, unsigned long lo,
                               unsigned long hi, unsigned long def,
                               const char *what)
@@ -130,6 +188,42 @@ static unsigned cpus_allowed(void)
 	return n > 0 ? (unsigned)n : 1;
 }
 
+/* SMOLSCALE_STATS_SIGNAL: none by default. */
+static void cfg_signal(void)
+{
+	const char *s = getenv("SMOLSCALE_STATS_SIGNAL");
+
+	cfg.stats_signal = 0;
+	if (s == NULL || *s == '\0')
+		return;
+	cfg.stats_signal = ss__parse_signal(s);
+	if (cfg.stats_signal < 0) {
+		fprintf(stderr,
+		        "smolscale: SMOLSCALE_STATS_SIGNAL=\"%.64s\" is not a signal a program may catch (a name like USR2 or RTMIN+1, or a number); using the default, none\n",
+		        s);
+		cfg.stats_signal = 0;
+	}
+}
+
+/* SMOLSCALE_LOG names a file to append reports to.  secure_getenv: in a
+ * set-user-ID program the variable is ignored, or anyone could make it
+ * write to a file of their choosing. */
+static void cfg_log(void)
+{
+	const char *s = secure_getenv("SMOLSCALE_LOG");
+
+	cfg.log_path[0] = '\0';
+	if (s == NULL || *s == '\0')
+		return;
+	if (strlen(s) >= sizeof cfg.log_path) {
+		fprintf(stderr,
+		        "smolscale: SMOLSCALE_LOG is longer than %zu bytes; using the default, standard error\n",
+		        sizeof cfg.log_path - 1);
+		return;
+	}
+	strcpy(cfg.log_path, s);
+}
+
 static void cfg_read(void)
 {
 	unsigned long max_def;
@@ -151,6 +245,13 @@ static void cfg_read(void)
 	cfg.stats = env_uint("SMOLSCALE_STATS", 0, 1, 0, "0 or 1") != 0;
 	cfg.fiber_stack = env_size("SMOLSCALE_FIBER_STACK", 16ul << 10,
 	                           256ul << 20, 256ul << 10);
+	cfg.stall_report = env_uint("SMOLSCALE_STALL_REPORT", 0, 1, 0,
+	                            "0 or 1") != 0;
+	cfg.stall_report_ms = (unsigned)env_uint("SMOLSCALE_STALL_REPORT_MS", 1,
+	                                         3600000, 100,
+	                                         "a time in milliseconds");
+	cfg_signal();
+	cfg_log();
 }
 
 const struct ss_config *ss__config(void)

@@ -115,6 +115,7 @@ static void fork_child(void)
 	balancer_running = monitor_running = false;
 	ss__tasks_after_fork(ss__current_task());
 	ss__fibers_after_fork();
+	ss__diag_after_fork();
 
 	pthread_mutex_init(&e->free_lock, NULL);
 	pthread_mutex_init(&e->q_lock, NULL);
@@ -153,6 +154,7 @@ static int start_slow(void)
 	if (atomic_load(&e->nthreads) == 0 &&
 	    (rc = ss__start_worker_locked(false)) != 0)
 		goto out;
+	ss__diag_start_locked();
 	atomic_store_explicit(&e->started, 1, memory_order_release);
 out:
 	pthread_mutex_unlock(&e->lock);

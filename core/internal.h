@@ -44,6 +44,11 @@ struct ss_config {
 	bool stats;            /* SMOLSCALE_STATS */
 	size_t fiber_stack;    /* SMOLSCALE_FIBER_STACK: bytes, whole pages */
 	unsigned cpus;         /* CPUs this process may use */
+	bool stall_report;     /* SMOLSCALE_STALL_REPORT */
+	unsigned stall_report_ms; /* SMOLSCALE_STALL_REPORT_MS */
+	int stats_signal;      /* SMOLSCALE_STATS_SIGNAL, 0: none */
+	/* SMOLSCALE_LOG (read with secure_getenv), "" for stderr. */
+	char log_path[4096];
 };
 
 /* Read the SMOLSCALE_* variables once (pthread_once); bad values print one
@@ -59,6 +64,13 @@ SS_HIDDEN int ss__parse_uint(const char *s, unsigned long lo, unsigned long hi,
  * case, in [lo, hi] bytes.  Returns 0, or -1 like ss__parse_uint. */
 SS_HIDDEN int ss__parse_size(const char *s, unsigned long lo, unsigned long hi,
                              unsigned long *out);
+
+/* Parse a signal: a number, or a name with or without "SIG" ("USR2",
+ * "SIGUSR2", "RTMIN+3"), either case.  Only signals a program may catch
+ * are accepted: not SIGKILL, SIGSTOP, glibc's internal ones, nor those
+ * that report faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS).
+ * Returns the number, or -1. */
+SS_HIDDEN int ss__parse_signal(const char *s);
 
 /* ------------------------------------------------------------- tasks */
 
@@ -342,6 +354,20 @@ struct ss_worker {
 	 * the owner at start, cleared when the slot is reused; one atomic so
 	 * the monitor never pairs a flag with another thread's clock. */
 	_Atomic int64_t cpuclock;
+	/* The thread's kernel id (for a stack capture's signal), 0 before
+	 * start: stored by the owner at start, read relaxed by ss-diag. */
+	_Atomic int32_t tid;
+	/* The task the owner runs at top level, set at each task start
+	 * (relaxed; the tick says whether it still runs).  Dereferenced only
+	 * on the owner thread itself: by the stack capture's signal handler,
+	 * which interrupts that very task (diag.c). */
+	_Atomic(struct ss_task *) cur_task;
+	/* Time the owner spent parked (ns, owner-written, relaxed), the
+	 * start of the park in progress (0: awake) and of the thread, for
+	 * the stats' per-worker lines. */
+	_Atomic uint64_t parked_ns;
+	_Atomic uint64_t park_since_ns;
+	_Atomic uint64_t born_ns;
 
 	/* Idle list link and membership: under exec.idle_lock. */
 	struct ss_worker *idle_next;
@@ -374,6 +400,7 @@ struct ss_worker {
 	_Atomic uint64_t n_suspends;   /* fibers parked on this worker */
 
 	/* Monitor-private. */
+	uint64_t mon_reported; /* the tick last counted as a stall */
 	uint64_t mon_tick;
 	uint64_t mon_since_ns;
 	uint64_t mon_cpu_ns;
@@ -535,6 +562,7 @@ struct ss_exec {
 	_Atomic uint64_t threads_created;
 	_Atomic uint64_t threads_exited;
 	_Atomic uint64_t peak_threads;
+	_Atomic uint64_t stalls; /* tasks past SMOLSCALE_STALL_REPORT_MS */
 };
 
 SS_HIDDEN extern struct ss_exec ss__exec;
@@ -634,6 +662,40 @@ static inline void ss__spin_learn(unsigned *score, uint64_t waited_ns,
 SS_HIDDEN int ss__futex_wait(_Atomic uint32_t *addr, uint32_t val,
                              uint64_t timeout_ns);
 SS_HIDDEN void ss__futex_wake(_Atomic uint32_t *addr, int n);
+
+/* ------------------------------------------------------------- diagnostics */
+
+/* diag.c: stall reports, the live stats region and the stats signal, all
+ * served by one hidden thread, ss-diag. */
+
+/* Under exec.lock, at the pool's start: map the stats region, install the
+ * signal handlers asked for, start ss-diag.  Failures only disable what
+ * they concern (with one line when the user asked for it). */
+SS_HIDDEN void ss__diag_start_locked(void);
+/* The monitor saw worker w inside one task (heartbeat tick) since
+ * since_ns for longer than SMOLSCALE_STALL_REPORT_MS: queue a report. */
+SS_HIDDEN void ss__diag_stall(struct ss_worker *w, uint64_t tick,
+                              uint64_t since_ns);
+/* A worker thread lets the capture signal in (workers start with every
+ * signal blocked); a no-op unless stall reports are on.  Layers that set
+ * a task's mask of their own call it after restoring the worker's. */
+SS_HIDDEN void ss__diag_unblock(void);
+/* fork child: the region and ss-diag are the parent's. */
+SS_HIDDEN void ss__diag_after_fork(void);
+/* Write len bytes to the log (SMOLSCALE_LOG, else standard error) in one
+ * write where possible, so lines from several threads do not mix. */
+SS_HIDDEN void ss__log_write(const char *buf, size_t len);
+/* The stats report (ss__stats_print's text) in a malloc'd string; NULL
+ * on ENOMEM.  Not async-signal-safe. */
+SS_HIDDEN char *ss__stats_text(size_t *len);
+/* Lines about stall sites for the stats report (diag.c). */
+SS_HIDDEN void ss__diag_stats(FILE *f);
+/* A layer above that runs a user's function inside a task of its own
+ * (a rerouted thread's trampoline, a pool runner) sets this once: it maps
+ * (fn, arg) of the task to the user's function, for the report's "entry".
+ * Called in a signal handler on the task's own thread, while the task
+ * runs: it may only read fields. */
+SS_HIDDEN extern void *(*ss__entry_hook)(void *(*fn)(void *), void *arg);
 
 /* ------------------------------------------------------------- stats */
 

@@ -27,6 +27,12 @@
  * task is seen stalled within a quarter of its threshold; doubling up to
  * STALL_MS while none is; no timer once the pool has settled idle
  * (park.c).
+ *
+ * A task that keeps its worker past SMOLSCALE_STALL_REPORT_MS is counted
+ * in `stalls` and, with SMOLSCALE_STALL_REPORT=1, handed to ss-diag for a
+ * report (diag.c): the monitor itself never signals, symbolizes or
+ * writes, so a slow log or a stuck dynamic loader cannot delay a
+ * hand-off.
  */
 #include <errno.h>
 
@@ -71,6 +77,9 @@ static void mark_blocked_if_same(struct ss_worker *w, uint64_t tick)
 /* One look at every worker; returns whether any was inside a task. */
 static bool monitor_pass(struct ss_exec *e, uint64_t stall_ns)
 {
+	const struct ss_config *c = ss__config();
+	uint64_t report_ns = (uint64_t)c->stall_report_ms * 1000000u;
+	bool report = c->stall_report;
 	uint32_t nslots = atomic_load_explicit(&e->nslots, memory_order_acquire);
 	uint64_t now = ss__now_ns();
 	bool starving = ss__gq_len() > 0 && atomic_load(&e->nidle) == 0 &&
@@ -97,6 +106,15 @@ static bool monitor_pass(struct ss_exec *e, uint64_t stall_ns)
 		 * it: each pass closes one and opens the next. */
 		off = off_cpu(w, now);
 		age = now - w->mon_since_ns;
+		/* A long task is counted (and reported, when asked) once,
+		 * whether or not work waits behind it. */
+		if (age >= report_ns && w->mon_reported != tick) {
+			w->mon_reported = tick;
+			atomic_fetch_add_explicit(&e->stalls, 1,
+			                          memory_order_relaxed);
+			if (report)
+				ss__diag_stall(w, tick, w->mon_since_ns);
+		}
 		if (age < stall_ns / 2 || (!off && age < stall_ns))
 			continue;
 		waits = starving || ss__ring_len(&w->ring) ||

@@ -323,6 +323,18 @@ static void relist_searching(struct ss_exec *e)
 	ss__wake_supervisors();
 }
 
+/* A park that began at since (ns) ended: add it to w's parked time. */
+static void parked_for(struct ss_worker *w, uint64_t since)
+{
+	uint64_t d = ss__now_ns() - since;
+
+	atomic_store_explicit(&w->park_since_ns, 0, memory_order_relaxed);
+	atomic_store_explicit(&w->parked_ns,
+	                      atomic_load_explicit(&w->parked_ns,
+	                                           memory_order_relaxed) + d,
+	                      memory_order_relaxed);
+}
+
 bool ss__park(struct ss_worker *w, unsigned futile)
 {
 	struct ss_exec *e = &ss__exec;
@@ -356,6 +368,10 @@ bool ss__park(struct ss_worker *w, unsigned futile)
 		}
 	}
 	atomic_fetch_add_explicit(&w->n_parks, 1, memory_order_relaxed);
+	/* A park costs a futex sleep: two clock reads for the stats' parked
+	 * time are lost in it. */
+	uint64_t since = ss__now_ns();
+	atomic_store_explicit(&w->park_since_ns, since, memory_order_relaxed);
 	while (atomic_load_explicit(&w->park_word, memory_order_acquire)) {
 		uint64_t timeout = backoff ? backoff
 		                   : atomic_load(&e->nthreads) > 1
@@ -367,12 +383,15 @@ bool ss__park(struct ss_worker *w, unsigned futile)
 		if (backoff) {
 			if (unlist_self(e, w)) {
 				relist_searching(e);
+				parked_for(w, since);
 				return false;
 			}
 		} else if (retire_idle(e, w)) {
+			parked_for(w, since);
 			return true;
 		}
 	}
+	parked_for(w, since);
 	atomic_fetch_add_explicit(&w->n_wakeups, 1, memory_order_relaxed);
 	ss__search_learn(w, w->woken_at ? w->woken_at : ss__now_ns());
 	w->woken_at = 0;

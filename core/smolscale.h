@@ -294,6 +294,8 @@ struct ss_stats {
 	uint64_t fibers_spawned;   /* fibers created (ss_go, ss_group_go) */
 	uint64_t fiber_stacks;     /* fiber stacks mapped now, cached included */
 	uint64_t suspends;         /* times a fiber parked */
+	uint64_t stalls;           /* tasks seen holding their worker longer
+	                            * than SMOLSCALE_STALL_REPORT_MS */
 };
 
 /* Fill *out with a snapshot of the counters (each read atomically, the set

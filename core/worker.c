@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -319,6 +320,7 @@ static void run_one(struct ss_exec *e, struct ss_worker *w, struct ss_task *t)
 {
 	uint64_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
 
+	atomic_store_explicit(&w->cur_task, t, memory_order_relaxed);
 	atomic_store_explicit(&w->tick, tick + 1, memory_order_relaxed);
 	ss__task_run(w, t);
 	atomic_store_explicit(&w->tick, tick + 2, memory_order_relaxed);
@@ -345,6 +347,10 @@ void *ss__worker_main(void *arg)
 	ss__thread_set_name(name);
 	if (pthread_getcpuclockid(pthread_self(), &clk) == 0)
 		atomic_store_explicit(&w->cpuclock, clk, memory_order_relaxed);
+	atomic_store_explicit(&w->tid, (int32_t)gettid(), memory_order_relaxed);
+	atomic_store_explicit(&w->born_ns, ss__now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&w->parked_ns, 0, memory_order_relaxed);
+	ss__diag_unblock();
 
 	for (;;) {
 		struct ss_task *t = find_local(w, ntask);

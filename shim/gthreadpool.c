@@ -595,6 +595,11 @@ static bool worker_has_other_work(void)
 	             ss__ring_len(&w->ring) > 0);
 }
 
+void *ss__gtp_entry(void *(*fn)(void *), void *arg)
+{
+	return fn == runner ? (void *)((struct gpool *)arg)->pub.func : NULL;
+}
+
 static void *runner(void *arg)
 {
 	struct gpool *p = arg;

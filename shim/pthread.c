@@ -780,6 +780,7 @@ static void leave_thread(struct ss_pt *t)
 	ss__set_thread_like(false);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, NULL);
+	ss__diag_unblock(); /* the worker's own mask: stack captures */
 	drop_sent_signals(t);
 	pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, NULL);
 	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
@@ -891,6 +892,11 @@ static void *trampoline(void *p)
  * own, as it would have natively.  Its core task, when it runs, finds it
  * SPILLED and only drops its reference.
  */
+void *ss__pt_entry(void *(*fn)(void *), void *arg)
+{
+	return fn == trampoline ? (void *)((struct ss_pt *)arg)->fn : NULL;
+}
+
 static void *spill_main(void *p)
 {
 	struct ss_pt *t = p;

@@ -70,6 +70,22 @@ SS_SHIM_HIDDEN void *ss__real_find(const char *name);
 SS_SHIM_HIDDEN void ss__shim_stats_init(void);
 SS_SHIM_HIDDEN void ss__pt_stats(FILE *f);
 SS_SHIM_HIDDEN void ss__gtp_stats(FILE *f);
+/* Each layer's part of the core's ss__entry_hook (stall reports): the
+ * user's function behind a task (fn, arg) of that layer, else NULL.
+ * Called in a signal handler on the task's thread: reads fields only. */
+SS_SHIM_HIDDEN void *ss__pt_entry(void *(*fn)(void *), void *arg);
+SS_SHIM_HIDDEN void *ss__gtp_entry(void *(*fn)(void *), void *arg);
+SS_SHIM_HIDDEN void *ss__pools_entry(void *(*fn)(void *), void *arg);
+
+/* The pool interposer (pools.c): SMOLSCALE_POOLS read at start-up. */
+SS_SHIM_HIDDEN void ss__pools_init(void);
+SS_SHIM_HIDDEN void ss__pools_stats(FILE *f);
+/* The real dlopen (RTLD_NEXT), and while the pool layer is active its
+ * dlopen, which the preload's dlopen jumps to with the caller's return
+ * address (preload/dlopen.c).  Both set before main, then read-only. */
+SS_SHIM_HIDDEN extern void *(*ss__dlopen_next)(const char *, int);
+SS_SHIM_HIDDEN extern void *(*ss__pools_dlopen_hook)(const char *, int,
+                                                    void *);
 
 /* The real function `name`, resolving the table first if needed. */
 #define SS_REAL(name) (ss__real_resolve(), ss__real.name)

@@ -38,7 +38,7 @@ START_TEST(lazy_start)
 }
 END_TEST
 
-enum { WORKER = 1, BALANCER = 2, MONITOR = 4, ALL_KINDS = 7 };
+enum { WORKER = 1, BALANCER = 2, MONITOR = 4, DIAG = 8, ALL_KINDS = 15 };
 
 /* Which kind of hidden thread comm names, or 0 if none. */
 static int kind(const char *comm)
@@ -50,6 +50,8 @@ static int kind(const char *comm)
 		return BALANCER;
 	if (strcmp(comm, "ss-monitor") == 0)
 		return MONITOR;
+	if (strcmp(comm, "ss-diag") == 0)
+		return DIAG;
 	if (sscanf(comm, "ss-worker-%u%n", &n, &end) == 1 && comm[end] == '\0' &&
 	    comm[10] >= '0' && comm[10] <= '9')
 		return WORKER;
@@ -108,7 +110,7 @@ START_TEST(thread_names)
 
 	setenv("SMOLSCALE_THREADS", "2", 1);
 	n = sample_busy_pool(h, 1);
-	ck_assert_msg(n > 0, "no sample with each of ss-worker-N, ss-balancer, ss-monitor once");
+	ck_assert_msg(n > 0, "no sample with each of ss-worker-N, ss-balancer, ss-monitor, ss-diag once");
 	for (k = 0; k < n; k++)
 		ck_assert_msg(kind(h[k].comm), "unexpected thread name '%s'", h[k].comm);
 	ck_assert_msg(library_threads_named(SEARCH_MS), "%d threads, %zu of them hidden",
@@ -127,11 +129,39 @@ START_TEST(signals_blocked)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			want |= UINT64_C(1) << (sig - 1);
 	n = sample_busy_pool(h, 0);
-	ck_assert_msg(n > 0, "not all of ss-worker-N, ss-balancer, ss-monitor showed up");
+	ck_assert_msg(n > 0, "not all of ss-worker-N, ss-balancer, ss-monitor, ss-diag showed up");
 	for (k = 0; k < n; k++)
 		ck_assert_msg((h[k].sigblk & want) == want,
 			      "%s (tid %d) leaves signals unblocked: SigBlk %016llx",
 			      h[k].comm, (int)h[k].tid, (unsigned long long)h[k].sigblk);
+}
+END_TEST
+
+/* With stall reports on, a worker lets in SIGURG (the stack capture's
+ * signal, core/diag.c) and nothing else; the other hidden threads none. */
+START_TEST(signals_stall_report)
+{
+	static struct hidden_thread h[MAX_HIDDEN];
+	uint64_t want = 0, urg = UINT64_C(1) << (SIGURG - 1);
+	size_t n, k;
+	int sig;
+
+	setenv("SMOLSCALE_STALL_REPORT", "1", 1);
+	for (sig = 1; sig < 32; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			want |= UINT64_C(1) << (sig - 1);
+	n = sample_busy_pool(h, 0);
+	ck_assert_msg(n > 0, "not all hidden threads showed up");
+	for (k = 0; k < n; k++) {
+		uint64_t w = kind(h[k].comm) == WORKER ? want & ~urg : want;
+		ck_assert_msg((h[k].sigblk & w) == w,
+			      "%s (tid %d) leaves signals unblocked: SigBlk %016llx",
+			      h[k].comm, (int)h[k].tid, (unsigned long long)h[k].sigblk);
+		if (kind(h[k].comm) == WORKER)
+			ck_assert_msg(!(h[k].sigblk & urg),
+				      "%s blocks SIGURG with stall reports on",
+				      h[k].comm);
+	}
 }
 END_TEST
 
@@ -143,6 +173,7 @@ int main(void)
 	tcase_add_test(tc, lazy_start);
 	tcase_add_test(tc, thread_names);
 	tcase_add_test(tc, signals_blocked);
+	tcase_add_test(tc, signals_stall_report);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

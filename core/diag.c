@@ -1,0 +1,962 @@
+/*
+ * diag.c - seeing inside: stall reports, the live stats region and the
+ * stats signal, all served by one hidden thread, ss-diag.
+ *
+ * Stall reports (SMOLSCALE_STALL_REPORT=1).  The monitor counts a task
+ * that keeps its worker past SMOLSCALE_STALL_REPORT_MS and queues it here
+ * (ss__diag_stall); it never signals, symbolizes or writes itself.
+ * ss-diag then
+ *   1. checks that the same task still runs (the heartbeat tick),
+ *   2. reads /proc/self/task/TID/syscall (what it is blocked in, if
+ *      anything: no signal needed),
+ *   3. captures the worker's stack: it arms the one capture slot and
+ *      sends SIGURG to that thread (tgkill).  The handler, on the worker,
+ *      walks its own stack from the signal's context with libunwind's
+ *      local unwinder (signal-safe, libunwind doc/libunwind.tex) into the
+ *      slot, notes the task's entry function, and marks the slot done,
+ *   4. symbolizes the frames with dladdr, or the file's own symbol table
+ *      (elfsym.c) where dladdr finds no dynamic symbol, and prints one
+ *      report of the frames that are the program's (the scheduler's own
+ *      frames below the task are cut), deduplicated by stack and rate-
+ *      limited, to SMOLSCALE_LOG or standard error.
+ * SIGURG, as Go's preemption uses it: its default action is to ignore it,
+ * and programs rarely handle it.  If the program handles it, stacks are
+ * not captured (one line says so).  A signal interrupts a system call:
+ * SA_RESTART restarts read() and the like, but sleeps and poll() return
+ * EINTR, as under any profiler; that is why reports are opt-in and each
+ * long task is captured once.
+ *
+ * libunwind is loaded privately (dlopen RTLD_LOCAL) by ss-diag, never
+ * linked: its unversioned _Unwind_* would otherwise take over C++
+ * exception handling in hosts that do not link libgcc_s themselves
+ * (RESEARCH.md 4.10: 25-30x slower throws).
+ *
+ * The capture slot's protocol (one slot; `state` orders the fields):
+ *   IDLE -> ARMED   ss-diag fills tid, worker and tick, stores ARMED
+ *                   (release), then signals
+ *   ARMED -> BUSY   the handler, on the thread whose tid matches, by CAS
+ *                   (acq_rel): only one handler ever fills the slot
+ *   BUSY -> DONE    the handler, after filling frames (release)
+ *   DONE -> IDLE    ss-diag, after reading them (acquire)
+ *   ARMED -> IDLE   ss-diag on time-out, by CAS: a handler that comes late
+ *                   finds the slot not armed and does nothing
+ * A slot left BUSY by a handler that never finished (it cannot happen
+ * short of a stuck unwinder) only means later reports come without
+ * stacks.
+ */
+#define _GNU_SOURCE
+#define UNW_LOCAL_ONLY
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libunwind.h>
+#include <link.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "elfsym.h"
+#include "internal.h"
+#include "statreg.h"
+
+void *(*ss__entry_hook)(void *(*fn)(void *), void *arg);
+
+#define SS_FRAMES 48
+#define CAPTURE_SIG SIGURG
+#define CAPTURE_WAIT_NS 200000000u /* 200 ms for a handler to run */
+
+/* ------------------------------------------------------------ the log */
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static int log_fd = -1;
+static dev_t log_dev;
+static ino_t log_ino;
+
+/* Under log_lock: the log's descriptor.  The file is opened at the first
+ * write and checked before each: a program that closes every descriptor
+ * (or reuses the number) must not get our reports in its own file. */
+static int log_fd_locked(void)
+{
+	const char *path = ss__config()->log_path;
+	struct stat st;
+	int fd;
+
+	if (!*path)
+		return STDERR_FILENO;
+	if (log_fd >= 0 && fstat(log_fd, &st) == 0 && st.st_dev == log_dev &&
+	    st.st_ino == log_ino)
+		return log_fd;
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY,
+	          0600);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		int err = errno;
+		if (fd >= 0)
+			close(fd);
+		if (log_fd != -2)
+			dprintf(STDERR_FILENO,
+			        "smolscale: SMOLSCALE_LOG=\"%.200s\" cannot be opened (%s); writing to standard error\n",
+			        path, strerror(err));
+		log_fd = -2; /* say it once */
+		return STDERR_FILENO;
+	}
+	log_fd = fd;
+	log_dev = st.st_dev;
+	log_ino = st.st_ino;
+	return fd;
+}
+
+void ss__log_write(const char *buf, size_t len)
+{
+	int fd;
+
+	pthread_mutex_lock(&log_lock);
+	fd = log_fd_locked();
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		buf += n;
+		len -= (size_t)n;
+	}
+	pthread_mutex_unlock(&log_lock);
+}
+
+/* ------------------------------------------------------------ futexes */
+
+/* Not FUTEX_PRIVATE: the region's words are shared with a reader in
+ * another process.  On private memory these work as well. */
+static void futex_wait_shared(_Atomic uint32_t *addr, uint32_t val,
+                              uint64_t timeout_ns)
+{
+	struct timespec ts, *tp = NULL;
+
+	if (timeout_ns) {
+		ts.tv_sec = (time_t)(timeout_ns / 1000000000u);
+		ts.tv_nsec = (long)(timeout_ns % 1000000000u);
+		tp = &ts;
+	}
+	syscall(SYS_futex, addr, FUTEX_WAIT, val, tp, NULL, 0);
+}
+
+static void futex_wake_shared(_Atomic uint32_t *addr)
+{
+	syscall(SYS_futex, addr, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* ------------------------------------------------------------ state */
+
+/* The region: a memfd mapping, or (no memfd) this private one, which
+ * still carries the wake word for the process's own requests.  Published
+ * with release once filled; read acquire by the signal handler. */
+static struct {
+	struct ss_statreg h;
+	char text[SS_STATREG_SIZE - sizeof(struct ss_statreg)];
+} private_reg;
+static _Atomic(struct ss_statreg *) reg;
+static int reg_fd = -1;
+static bool diag_running; /* under exec.lock */
+
+/* Stats signals received, and served (ss-diag's own). */
+static _Atomic uint32_t sig_req;
+static uint32_t sig_served;
+
+/* The monitor's queue of long tasks to report: a small ring under a
+ * spinlock, held for a few stores (the monitor must never wait long). */
+#define STALLQ 16
+static _Atomic uint32_t stallq_lock;
+static struct stall_req {
+	struct ss_worker *w;
+	uint64_t tick, since_ns;
+} stallq[STALLQ];
+static unsigned stallq_head, stallq_len;
+static _Atomic uint64_t stalls_dropped;
+
+/* libunwind, loaded by ss-diag before the first capture. */
+typedef int (*unw_init2_fn)(unw_cursor_t *, unw_context_t *, int);
+typedef int (*unw_step_fn)(unw_cursor_t *);
+typedef int (*unw_get_reg_fn)(unw_cursor_t *, unw_regnum_t, unw_word_t *);
+typedef int (*unw_backtrace_fn)(void **, int);
+static struct {
+	unw_init2_fn init2;
+	unw_step_fn step;
+	unw_get_reg_fn get_reg;
+	unw_backtrace_fn backtrace;
+} unw;
+
+enum { CAP_IDLE, CAP_ARMED, CAP_BUSY, CAP_DONE };
+static struct {
+	_Atomic uint32_t state;
+	_Atomic int32_t tid;
+	_Atomic(struct ss_worker *) w;
+	_Atomic uint64_t tick;
+	/* Filled by the handler between BUSY and DONE. */
+	int n;
+	bool finished;   /* the task had ended when the signal came */
+	bool fiber;
+	void *entry;
+	void *pc[SS_FRAMES];
+} cap;
+static bool capture_ok; /* ss-diag's: our handler is installed */
+
+/* Stall sites, for dedup and for the stats' top sites. */
+#define NSITES 64
+struct site {
+	uint64_t hash;
+	uint64_t count, max_ms, total_ms;
+	char entry[300];
+	char where[240];
+};
+static pthread_mutex_t site_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct site sites[NSITES];
+static unsigned nsites;
+static _Atomic uint64_t reports_printed, reports_suppressed;
+
+/* ------------------------------------------------------------ handlers */
+
+/* What the user would call the task's function (on the task's thread). */
+static void *entry_of(struct ss_task *t)
+{
+	void *(*fn)(void *) = t->fn;
+	void *e = (void *)fn;
+
+	if (fn == ss__group_run && t->gfn)
+		e = (void *)t->gfn;
+	else if (ss__entry_hook) {
+		void *u = ss__entry_hook(fn, t->arg);
+		if (u)
+			e = u;
+	}
+	return e;
+}
+
+static int unwind_here(void *ucv, void **pc, int max)
+{
+	int n = 0;
+
+#if defined(__SANITIZE_THREAD__)
+	/* ThreadSanitizer may run a handler later than the signal came,
+	 * with the context of then: walk the stack as it is now. */
+	(void)ucv;
+	if (unw.backtrace)
+		n = unw.backtrace(pc, max);
+#else
+	unw_cursor_t c;
+	unw_word_t ip;
+
+	if (!unw.init2 || unw.init2(&c, (unw_context_t *)ucv,
+	                            UNW_INIT_SIGNAL_FRAME) < 0)
+		return 0;
+	do {
+		if (unw.get_reg(&c, UNW_REG_IP, &ip) < 0 || ip == 0)
+			break;
+		pc[n++] = (void *)ip;
+	} while (n < max && unw.step(&c) > 0);
+#endif
+	return n;
+}
+
+static void on_capture(int sig, siginfo_t *si, void *ucv)
+{
+	int saved = errno;
+	uint32_t armed = CAP_ARMED;
+
+	(void)sig;
+	/* Ours: sent by tgkill from this process to this thread. */
+	if (si->si_code != SI_TKILL || si->si_pid != getpid() ||
+	    atomic_load_explicit(&cap.state, memory_order_acquire) != CAP_ARMED ||
+	    atomic_load_explicit(&cap.tid, memory_order_relaxed) != gettid() ||
+	    !atomic_compare_exchange_strong_explicit(&cap.state, &armed,
+	                                             CAP_BUSY,
+	                                             memory_order_acq_rel,
+	                                             memory_order_acquire)) {
+		errno = saved;
+		return; /* not ours: SIGURG's default is to ignore it */
+	}
+	struct ss_worker *w = atomic_load_explicit(&cap.w, memory_order_relaxed);
+	/* This thread is the worker: its own tick and task are stable. */
+	cap.finished = atomic_load_explicit(&w->tick, memory_order_relaxed) !=
+	               atomic_load_explicit(&cap.tick, memory_order_relaxed);
+	cap.n = 0;
+	cap.entry = NULL;
+	cap.fiber = false;
+	if (!cap.finished) {
+		struct ss_task *t = atomic_load_explicit(&w->cur_task,
+		                                         memory_order_relaxed);
+		if (t) {
+			cap.entry = entry_of(t);
+			cap.fiber = t->fiber != NULL;
+		}
+		cap.n = unwind_here(ucv, cap.pc, SS_FRAMES);
+	}
+	atomic_store_explicit(&cap.state, CAP_DONE, memory_order_release);
+	ss__futex_wake(&cap.state, 1);
+	errno = saved;
+}
+
+static void kick(void)
+{
+	struct ss_statreg *r = atomic_load_explicit(&reg, memory_order_acquire);
+
+	if (r) {
+		atomic_fetch_add_explicit(&r->wake, 1, memory_order_release);
+		futex_wake_shared(&r->wake);
+	}
+}
+
+static void on_stats_signal(int sig)
+{
+	int saved = errno;
+
+	(void)sig;
+	atomic_fetch_add_explicit(&sig_req, 1, memory_order_relaxed);
+	kick();
+	errno = saved;
+}
+
+void ss__diag_unblock(void)
+{
+	sigset_t s;
+
+	if (!ss__config()->stall_report)
+		return;
+	sigemptyset(&s);
+	sigaddset(&s, CAPTURE_SIG);
+	pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+}
+
+/* Install h for sig unless the program handles sig itself.  Returns
+ * whether ours is (now) installed. */
+static bool install(int sig, void (*h)(int), void (*sa)(int, siginfo_t *, void *))
+{
+	struct sigaction old, act;
+
+	if (sigaction(sig, NULL, &old) != 0)
+		return false;
+	if (old.sa_flags & SA_SIGINFO ? old.sa_sigaction == sa
+	                              : (h && old.sa_handler == h))
+		return true;
+	if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler != SIG_DFL &&
+	    old.sa_handler != SIG_IGN)
+		return false;
+	if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction)
+		return false;
+	memset(&act, 0, sizeof act);
+	sigemptyset(&act.sa_mask);
+	act.sa_flags = SA_RESTART;
+	if (sa) {
+		act.sa_flags |= SA_SIGINFO;
+		act.sa_sigaction = sa;
+	} else {
+		act.sa_handler = h;
+	}
+	return sigaction(sig, &act, NULL) == 0;
+}
+
+/* ------------------------------------------------------------ the region */
+
+static struct ss_statreg *region_map(void)
+{
+	struct ss_statreg *r = MAP_FAILED;
+	struct rlimit rl;
+	int fd, hi;
+
+	fd = memfd_create(SS_STATREG_NAME, MFD_CLOEXEC);
+	if (fd >= 0 && ftruncate(fd, SS_STATREG_SIZE) == 0)
+		r = mmap(NULL, SS_STATREG_SIZE, PROT_READ | PROT_WRITE,
+		         MAP_SHARED, fd, 0);
+	if (r == MAP_FAILED) {
+		if (fd >= 0)
+			close(fd);
+		r = &private_reg.h;
+		fd = -1;
+	} else if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= 256) {
+		/* Out of the way of a program that expects its next open()
+		 * to return the lowest numbers. */
+		hi = fcntl(fd, F_DUPFD_CLOEXEC,
+		           (int)((rl.rlim_cur > 65536 ? 65536 : rl.rlim_cur) - 64));
+		if (hi >= 0) {
+			close(fd);
+			fd = hi;
+		}
+	}
+	memset(r, 0, sizeof *r);
+	memcpy(r->magic, SS_STATREG_MAGIC, sizeof r->magic);
+	r->version = SS_STATREG_VERSION;
+	r->size = SS_STATREG_SIZE;
+	r->pid = getpid();
+	reg_fd = fd;
+	return r;
+}
+
+static void region_publish(struct ss_statreg *r, const char *text, size_t len)
+{
+	size_t cap_len = r->size - sizeof *r;
+	uint32_t s = atomic_load_explicit(&r->seq, memory_order_relaxed);
+
+	if (len > cap_len)
+		len = cap_len;
+	atomic_store_explicit(&r->seq, s + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	memcpy(r->text, text, len);
+	atomic_store_explicit(&r->len, (uint32_t)len, memory_order_relaxed);
+	atomic_store_explicit(&r->seq, s + 2, memory_order_release);
+}
+
+/* ------------------------------------------------------------ symbols */
+
+/* ss-diag's cache of symbol tables read from files (elfsym.c). */
+#define NELF 16
+static struct {
+	char path[256];
+	struct ss_elf *elf; /* NULL: the file has none we can read */
+} elfs[NELF];
+static unsigned nelfs;
+
+static struct ss_elf *elf_for(const char *path)
+{
+	for (unsigned i = 0; i < nelfs; i++)
+		if (strcmp(elfs[i].path, path) == 0)
+			return elfs[i].elf;
+	if (strlen(path) >= sizeof elfs[0].path)
+		return NULL;
+	unsigned i = nelfs < NELF ? nelfs++ : NELF - 1;
+	if (elfs[i].elf)
+		ss__elf_close(elfs[i].elf);
+	strcpy(elfs[i].path, path);
+	elfs[i].elf = ss__elf_open(path);
+	return elfs[i].elf;
+}
+
+struct frame {
+	char name[128];   /* "fn+0x1c", or "??" */
+	char where[128];  /* "libfoo.so+0x1234" (link-time address) */
+	bool ours;        /* in the object this code is in */
+};
+
+static const void *self_base(void)
+{
+	static Dl_info self;
+
+	if (!self.dli_fbase)
+		dladdr((void *)self_base, &self);
+	return self.dli_fbase;
+}
+
+/* caller: a return address (look up the call, one byte before it). */
+static void symbolize(void *pc, bool caller, struct frame *f)
+{
+	uintptr_t q = (uintptr_t)pc - (caller ? 1 : 0);
+	struct link_map *lm = NULL;
+	const char *mod, *path;
+	Dl_info di;
+
+	f->ours = false;
+	if (!dladdr1((void *)q, &di, (void **)&lm, RTLD_DL_LINKMAP) || !lm) {
+		snprintf(f->name, sizeof f->name, "??");
+		snprintf(f->where, sizeof f->where, "%p", pc);
+		return;
+	}
+	f->ours = di.dli_fbase == self_base();
+	path = lm->l_name && lm->l_name[0] ? lm->l_name : "/proc/self/exe";
+	mod = lm->l_name && lm->l_name[0] ? lm->l_name
+	                                  : program_invocation_name;
+	if (strrchr(mod, '/'))
+		mod = strrchr(mod, '/') + 1;
+	snprintf(f->where, sizeof f->where, "%s+0x%lx", mod,
+	         (unsigned long)((uintptr_t)pc - lm->l_addr));
+	if (di.dli_sname && di.dli_saddr) {
+		snprintf(f->name, sizeof f->name, "%s+0x%lx", di.dli_sname,
+		         (unsigned long)(q + (caller ? 1 : 0) -
+		                         (uintptr_t)di.dli_saddr));
+		return;
+	}
+	char sym[96];
+	uintptr_t off;
+	struct ss_elf *e = elf_for(path);
+	if (e && ss__elf_symbolize(e, q - lm->l_addr, sym, sizeof sym, &off) == 0)
+		snprintf(f->name, sizeof f->name, "%s+0x%lx", sym,
+		         (unsigned long)(off + (caller ? 1 : 0)));
+	else
+		snprintf(f->name, sizeof f->name, "??");
+}
+
+/* "name+0x10" -> "name" for the summary of a site. */
+static void bare(char *dst, size_t len, const char *name)
+{
+	size_t n = strcspn(name, "+");
+
+	if (n >= len)
+		n = len - 1;
+	memcpy(dst, name, n);
+	dst[n] = '\0';
+}
+
+/* ------------------------------------------------------------ reports */
+
+/* What the thread is doing in the kernel, read without a signal. */
+static void syscall_of(int tid, char *out, size_t len)
+{
+	static const struct {
+		long nr;
+		const char *name;
+	} names[] = {
+		{ SYS_read, "read" }, { SYS_write, "write" },
+		{ SYS_pread64, "pread64" }, { SYS_pwrite64, "pwrite64" },
+		{ SYS_readv, "readv" }, { SYS_writev, "writev" },
+		{ SYS_recvfrom, "recvfrom" }, { SYS_recvmsg, "recvmsg" },
+		{ SYS_sendto, "sendto" }, { SYS_sendmsg, "sendmsg" },
+		{ SYS_ppoll, "ppoll" }, { SYS_pselect6, "pselect6" },
+		{ SYS_epoll_pwait, "epoll_pwait" },
+		{ SYS_clock_nanosleep, "clock_nanosleep" },
+		{ SYS_futex, "futex" }, { SYS_waitid, "waitid" },
+		{ SYS_wait4, "wait4" }, { SYS_accept4, "accept4" },
+		{ SYS_connect, "connect" }, { SYS_openat, "openat" },
+		{ SYS_fsync, "fsync" }, { SYS_fdatasync, "fdatasync" },
+		{ SYS_flock, "flock" }, { SYS_fcntl, "fcntl" },
+		{ SYS_rt_sigtimedwait, "rt_sigtimedwait" },
+		{ SYS_semtimedop, "semtimedop" },
+		{ SYS_io_getevents, "io_getevents" },
+#ifdef SYS_poll
+		{ SYS_poll, "poll" }, { SYS_select, "select" },
+		{ SYS_epoll_wait, "epoll_wait" }, { SYS_nanosleep, "nanosleep" },
+		{ SYS_accept, "accept" }, { SYS_pause, "pause" },
+#endif
+	};
+	char path[64], buf[64];
+	long nr;
+	int fd;
+	ssize_t n;
+
+	snprintf(out, len, "unknown");
+	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	if (strncmp(buf, "running", 7) == 0) {
+		snprintf(out, len, "on a CPU");
+		return;
+	}
+	if (sscanf(buf, "%ld", &nr) != 1)
+		return;
+	if (nr < 0) {
+		snprintf(out, len, "blocked outside a system call");
+		return;
+	}
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (names[i].nr == nr) {
+			snprintf(out, len, "in the system call %s", names[i].name);
+			return;
+		}
+	snprintf(out, len, "in system call %ld", nr);
+}
+
+/* Arm the slot for w, signal it, wait for the handler.  Returns the
+ * number of frames (cap.pc), or -1 with *why set. */
+static int capture(struct ss_worker *w, int tid, uint64_t tick,
+                   const char **why)
+{
+	struct sigaction cur;
+	uint32_t st = atomic_load_explicit(&cap.state, memory_order_acquire);
+	uint64_t deadline;
+
+	if (!capture_ok) {
+		*why = unw.init2 || unw.backtrace
+		               ? "the program handles SIGURG itself"
+		               : "libunwind.so.8 could not be loaded";
+		return -1;
+	}
+	/* A program may take SIGURG over after we installed ours. */
+	if (sigaction(CAPTURE_SIG, NULL, &cur) != 0 ||
+	    !(cur.sa_flags & SA_SIGINFO) || cur.sa_sigaction != on_capture) {
+		capture_ok = false;
+		*why = "the program handles SIGURG itself";
+		return -1;
+	}
+	if (st == CAP_DONE) /* a late handler from before */
+		atomic_store_explicit(&cap.state, CAP_IDLE, memory_order_relaxed);
+	else if (st != CAP_IDLE) {
+		*why = "an earlier capture never finished";
+		return -1;
+	}
+	atomic_store_explicit(&cap.tid, tid, memory_order_relaxed);
+	atomic_store_explicit(&cap.w, w, memory_order_relaxed);
+	atomic_store_explicit(&cap.tick, tick, memory_order_relaxed);
+	atomic_store_explicit(&cap.state, CAP_ARMED, memory_order_release);
+	if (syscall(SYS_tgkill, getpid(), tid, CAPTURE_SIG) != 0) {
+		atomic_store_explicit(&cap.state, CAP_IDLE, memory_order_relaxed);
+		*why = "the worker could not be signalled";
+		return -1;
+	}
+	deadline = ss__now_ns() + CAPTURE_WAIT_NS;
+	for (;;) {
+		uint64_t now = ss__now_ns();
+		st = atomic_load_explicit(&cap.state, memory_order_acquire);
+		if (st == CAP_DONE)
+			break;
+		if (now >= deadline) {
+			uint32_t armed = CAP_ARMED;
+			if (atomic_compare_exchange_strong(&cap.state, &armed,
+			                                   CAP_IDLE)) {
+				*why = "the worker did not take the signal (it blocks SIGURG?)";
+				return -1;
+			}
+			if (armed == CAP_DONE)
+				break;
+			*why = "the worker's stack walk did not finish";
+			return -1;
+		}
+		ss__futex_wait(&cap.state, st, deadline - now);
+	}
+	int n = cap.finished ? -1 : cap.n;
+	if (cap.finished)
+		*why = "the task ended first";
+	return n;
+}
+
+static uint64_t hash_frames(void *const *pc, int n, const void *entry)
+{
+	uint64_t h = 1469598103934665603ull ^ (uintptr_t)entry;
+
+	for (int i = 0; i < n; i++) {
+		h ^= (uintptr_t)pc[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+/* Count a stall at its site; returns whether the site is new. */
+static bool site_count(uint64_t hash, uint64_t ms, const char *entry,
+                       const char *where)
+{
+	bool fresh = false;
+	unsigned i;
+
+	pthread_mutex_lock(&site_lock);
+	for (i = 0; i < nsites && sites[i].hash != hash; i++)
+		;
+	if (i == nsites) {
+		fresh = true;
+		if (nsites < NSITES) {
+			nsites++;
+		} else { /* replace the least seen */
+			unsigned m = 0;
+			for (unsigned j = 1; j < NSITES; j++)
+				if (sites[j].count < sites[m].count)
+					m = j;
+			i = m;
+		}
+		memset(&sites[i], 0, sizeof sites[i]);
+		sites[i].hash = hash;
+		snprintf(sites[i].entry, sizeof sites[i].entry, "%s", entry);
+		snprintf(sites[i].where, sizeof sites[i].where, "%s", where);
+	}
+	sites[i].count++;
+	sites[i].total_ms += ms;
+	if (ms > sites[i].max_ms)
+		sites[i].max_ms = ms;
+	pthread_mutex_unlock(&site_lock);
+	return fresh;
+}
+
+/* Token bucket: 10 full reports at once, then one per 6 s. */
+static bool report_allowed(void)
+{
+	static double tokens = 10;
+	static uint64_t at;
+	uint64_t now = ss__now_ns();
+
+	if (at)
+		tokens += (double)(now - at) / 6e9;
+	if (tokens > 10)
+		tokens = 10;
+	at = now;
+	if (tokens < 1)
+		return false;
+	tokens -= 1;
+	return true;
+}
+
+static void report_stall(const struct stall_req *q)
+{
+	struct ss_worker *w = q->w;
+	int tid = atomic_load_explicit(&w->tid, memory_order_relaxed);
+	const char *why = NULL;
+	char state[64], entry[300], where[240], *buf;
+	struct frame fr, ef;
+	size_t len = 0, cap_len = 16384;
+	uint64_t ms;
+	int n, first = 0, last;
+
+	/* Still that task?  A slot reused by another thread has another
+	 * tick: the heartbeat only grows. */
+	if (atomic_load_explicit(&w->tick, memory_order_relaxed) != q->tick ||
+	    atomic_load_explicit(&w->slot_state, memory_order_relaxed) !=
+	            SS_SLOT_LIVE || tid <= 0)
+		return;
+	syscall_of(tid, state, sizeof state);
+	n = capture(w, tid, q->tick, &why);
+	if (n < 0 && why && strcmp(why, "the task ended first") == 0)
+		return;
+	ms = (ss__now_ns() - q->since_ns) / 1000000u;
+
+	/* The program's frames: the scheduler's own, below the task (the
+	 * worker loop, a fiber's start, the shim's trampoline), are cut; so
+	 * are any above it (the signal's, under ThreadSanitizer). */
+	last = n;
+	if (n > 0) {
+		symbolize(cap.pc[0], false, &fr);
+		while (first < n - 1 && fr.ours)
+			symbolize(cap.pc[++first], true, &fr);
+		for (last = first + 1; last < n; last++) {
+			symbolize(cap.pc[last], true, &fr);
+			if (fr.ours)
+				break;
+		}
+	}
+	if (n > 0 && cap.entry) {
+		symbolize(cap.entry, false, &ef);
+		char b[128];
+		bare(b, sizeof b, ef.name);
+		snprintf(entry, sizeof entry, "%s (%s)", b, ef.where);
+	} else {
+		snprintf(entry, sizeof entry, "unknown");
+	}
+	where[0] = '\0';
+	for (int i = first; i < last && i < first + 4 && n > 0; i++) {
+		char b[128];
+		symbolize(cap.pc[i], i > 0, &fr);
+		bare(b, sizeof b, fr.name);
+		snprintf(where + strlen(where), sizeof where - strlen(where),
+		         "%s%s", i > first ? " < " : "", b);
+	}
+	if (!where[0])
+		snprintf(where, sizeof where, "%s", state);
+	uint64_t h = n > 0 ? hash_frames(cap.pc + first, last - first,
+	                                 cap.entry)
+	                   : hash_frames(NULL, 0, (void *)w);
+	if (!site_count(h, ms, entry, where)) {
+		atomic_fetch_add_explicit(&reports_suppressed, 1,
+		                          memory_order_relaxed);
+		return; /* the same stack was reported before */
+	}
+	if (!report_allowed()) {
+		atomic_fetch_add_explicit(&reports_suppressed, 1,
+		                          memory_order_relaxed);
+		return;
+	}
+	if (!(buf = malloc(cap_len)))
+		return;
+	len += (size_t)snprintf(buf + len, cap_len - len,
+	                        "smolscale: stall: worker %d (thread %d) has run one %s for %llu ms, %s; entry %s\n",
+	                        w->id, tid, n > 0 && cap.fiber ? "fiber" : "task",
+	                        (unsigned long long)ms, state, entry);
+	if (n < 0)
+		len += (size_t)snprintf(buf + len, cap_len - len,
+		                        "smolscale: stall:   (no stack: %s)\n", why);
+	for (int i = first; i < last && len < cap_len - 512; i++) {
+		symbolize(cap.pc[i], i > 0, &fr);
+		len += (size_t)snprintf(buf + len, cap_len - len,
+		                        "smolscale: stall:   #%d %s (%s)\n",
+		                        i - first, fr.name, fr.where);
+	}
+	if (n > 0)
+		atomic_store_explicit(&cap.state, CAP_IDLE, memory_order_relaxed);
+	ss__log_write(buf, len);
+	free(buf);
+	atomic_fetch_add_explicit(&reports_printed, 1, memory_order_relaxed);
+}
+
+void ss__diag_stall(struct ss_worker *w, uint64_t tick, uint64_t since_ns)
+{
+	bool queued = false;
+
+	ss__spin_lock(&stallq_lock);
+	if (stallq_len < STALLQ) {
+		stallq[(stallq_head + stallq_len++) % STALLQ] =
+			(struct stall_req){ w, tick, since_ns };
+		queued = true;
+	}
+	ss__spin_unlock(&stallq_lock);
+	if (queued)
+		kick();
+	else
+		atomic_fetch_add_explicit(&stalls_dropped, 1,
+		                          memory_order_relaxed);
+}
+
+void ss__diag_stats(FILE *f)
+{
+	struct site top[5];
+	unsigned n = 0;
+
+	pthread_mutex_lock(&site_lock);
+	for (unsigned i = 0; i < nsites; i++) {
+		unsigned j = n < 5 ? n++ : 4;
+		if (j == 4 && n == 5 && sites[i].count <= top[4].count)
+			continue;
+		top[j] = sites[i];
+		for (; j > 0 && top[j].count > top[j - 1].count; j--) {
+			struct site t = top[j];
+			top[j] = top[j - 1];
+			top[j - 1] = t;
+		}
+	}
+	pthread_mutex_unlock(&site_lock);
+	fprintf(f, "smolscale: stall-reports printed=%llu suppressed=%llu dropped=%llu sites=%u\n",
+	        (unsigned long long)atomic_load(&reports_printed),
+	        (unsigned long long)atomic_load(&reports_suppressed),
+	        (unsigned long long)atomic_load(&stalls_dropped), nsites);
+	for (unsigned i = 0; i < n; i++)
+		fprintf(f, "smolscale: stall-site %u count=%llu max_ms=%llu total_ms=%llu entry=%s at %s\n",
+		        i + 1, (unsigned long long)top[i].count,
+		        (unsigned long long)top[i].max_ms,
+		        (unsigned long long)top[i].total_ms, top[i].entry,
+		        top[i].where);
+}
+
+/* ------------------------------------------------------------ ss-diag */
+
+#define XSTR(x) STR(x)
+#define STR(x) #x
+
+static void load_libunwind(void)
+{
+	void *h = dlopen("libunwind.so.8", RTLD_LAZY | RTLD_LOCAL);
+	void *buf[4];
+
+	if (!h) {
+		dprintf(STDERR_FILENO,
+		        "smolscale: SMOLSCALE_STALL_REPORT=1: libunwind.so.8 cannot be loaded (%s); stall reports come without stacks\n",
+		        dlerror());
+		return;
+	}
+	unw.init2 = (unw_init2_fn)dlsym(h, XSTR(unw_init_local2));
+	unw.step = (unw_step_fn)dlsym(h, XSTR(unw_step));
+	unw.get_reg = (unw_get_reg_fn)dlsym(h, XSTR(unw_get_reg));
+	unw.backtrace = (unw_backtrace_fn)dlsym(h, "unw_backtrace");
+	if (!unw.init2 || !unw.step || !unw.get_reg)
+		unw.init2 = NULL;
+	/* The first walk initializes libunwind (its caches, under locks
+	 * with signals blocked): do it here, not first in a handler. */
+	if (unw.backtrace)
+		unw.backtrace(buf, 4);
+	if (!unw.init2 && !unw.backtrace)
+		return;
+	if (install(CAPTURE_SIG, NULL, on_capture))
+		capture_ok = true;
+	else
+		dprintf(STDERR_FILENO,
+		        "smolscale: SMOLSCALE_STALL_REPORT=1: the program handles SIGURG itself; stall reports come without stacks\n");
+}
+
+static void serve_stats(struct ss_statreg *r)
+{
+	uint32_t q = atomic_load_explicit(&sig_req, memory_order_relaxed);
+	uint32_t want = atomic_load_explicit(&r->req, memory_order_acquire);
+	uint32_t done = atomic_load_explicit(&r->done, memory_order_relaxed);
+	char *text;
+	size_t len;
+
+	if (q == sig_served && want == done)
+		return;
+	if (!(text = ss__stats_text(&len)))
+		return;
+	if (q != sig_served) {
+		sig_served = q;
+		ss__log_write(text, len);
+	}
+	if (want != done) {
+		region_publish(r, text, len);
+		atomic_store_explicit(&r->done, want, memory_order_release);
+		futex_wake_shared(&r->done);
+	}
+	free(text);
+}
+
+static void *diag_main(void *arg)
+{
+	struct ss_statreg *r = arg;
+	const struct ss_config *c = ss__config();
+
+	ss__thread_set_name("ss-diag");
+	if (c->stall_report)
+		load_libunwind();
+	for (;;) {
+		uint32_t seen = atomic_load_explicit(&r->wake,
+		                                     memory_order_acquire);
+		struct stall_req q;
+		bool have;
+
+		serve_stats(r);
+		for (;;) {
+			ss__spin_lock(&stallq_lock);
+			have = stallq_len > 0;
+			if (have) {
+				q = stallq[stallq_head];
+				stallq_head = (stallq_head + 1) % STALLQ;
+				stallq_len--;
+			}
+			ss__spin_unlock(&stallq_lock);
+			if (!have)
+				break;
+			report_stall(&q);
+		}
+		futex_wait_shared(&r->wake, seen, 0);
+	}
+	return NULL;
+}
+
+void ss__diag_start_locked(void)
+{
+	const struct ss_config *c = ss__config();
+	struct ss_statreg *r;
+
+	if (diag_running)
+		return;
+	r = atomic_load_explicit(&reg, memory_order_relaxed);
+	if (!r) {
+		r = region_map();
+		atomic_store_explicit(&reg, r, memory_order_release);
+	}
+	if (ss__thread_start("ss-diag", diag_main, r) != 0)
+		return; /* no reports, no live stats: the pool runs on */
+	diag_running = true;
+	if (c->stats_signal && !install(c->stats_signal, on_stats_signal, NULL))
+		dprintf(STDERR_FILENO,
+		        "smolscale: SMOLSCALE_STATS_SIGNAL=%d: the program handles that signal itself; not installed\n",
+		        c->stats_signal);
+}
+
+void ss__diag_after_fork(void)
+{
+	struct ss_statreg *r = atomic_load_explicit(&reg, memory_order_relaxed);
+
+	/* The parent's region: the child gets its own at its pool's start. */
+	if (r && r != &private_reg.h)
+		munmap(r, SS_STATREG_SIZE);
+	if (reg_fd >= 0)
+		close(reg_fd);
+	reg_fd = -1;
+	atomic_store_explicit(&reg, NULL, memory_order_relaxed);
+	diag_running = false;
+	stallq_len = 0;
+	atomic_store_explicit(&stallq_lock, 0, memory_order_relaxed);
+	/* A capture the parent had armed concerns none of our threads. */
+	atomic_store_explicit(&cap.state, CAP_IDLE, memory_order_relaxed);
+	pthread_mutex_init(&site_lock, NULL);
+	pthread_mutex_init(&log_lock, NULL);
+}
