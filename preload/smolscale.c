@@ -5,6 +5,7 @@
  *   smolscale run [--pthread] [--no-gthreadpool] [--threads N] [--] CMD ARGS...
  *   smolscale ab [-n RUNS] [--warmup K] [--plot FILE] [--no-count]
  *                [--pthread] [--no-gthreadpool] [--threads N] [--] CMD ARGS...
+ *   smolscale stats [--timeout MS] PID
  *
  * run puts libsmolscale-preload.so in front of LD_PRELOAD and execs CMD.
  * ab runs CMD alternately without and with the library, each run a fork
@@ -13,16 +14,25 @@
  * byte with the first run's.  Threads created are counted in one extra
  * run per side under ptrace (event stops only), never in a timed run.
  *
+ * stats asks a running process for its stats through the region its
+ * pool maps (core/statreg.h) and prints them.
+ *
  * The program is single-threaded, so a child may call setenv() between
  * fork() and execvp().
  */
 #include "config.h"
+
+#include <dirent.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +44,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "statreg.h"
 
 #ifndef SS_PRELOAD_LIBDIR
 #define SS_PRELOAD_LIBDIR "/usr/local/lib"
@@ -52,6 +64,7 @@ static const char usage_text[] =
 "       smolscale ab [-n RUNS] [--warmup K] [--plot FILE.svg|FILE.png]\n"
 "                    [--no-count] [--pthread] [--no-gthreadpool] [--threads N]\n"
 "                    [--] COMMAND [ARG...]\n"
+"       smolscale stats [--timeout MS] PID\n"
 "       smolscale --help | --version\n"
 "\n"
 "Run COMMAND under smolscale's preload library (" LIBNAME "),\n"
@@ -65,6 +78,9 @@ static const char usage_text[] =
 "                 CPU time, peak RSS, context switches, and the threads\n"
 "                 created, with the with/without ratio; check that every\n"
 "                 run exits the same way and writes the same stdout\n"
+"  stats PID      print the live stats of process PID, which runs smolscale\n"
+"                 (the preload library or libsmolscale) and has started\n"
+"                 its pool; --timeout MS bounds the wait (default 2000)\n"
 "\n"
 "Options:\n"
 "  --pthread      reroute pthread_create to the pool (SMOLSCALE_PTHREAD=1)\n"
@@ -89,8 +105,9 @@ static const char usage_text[] =
 "next to this program (a build tree), else " SS_PRELOAD_LIBDIR "/" LIBNAME ".\n"
 "\n"
 "Exit status: run: COMMAND's; ab: 0 when every run exited 0 with the same\n"
-"stdout, 1 otherwise; 2 usage error; 125 smolscale failed; 126 COMMAND\n"
-"cannot be executed; 127 COMMAND not found.  See smolscale(1).\n";
+"stdout, 1 otherwise; stats: 0, or 1 when the process has no stats to\n"
+"give; 2 usage error; 125 smolscale failed; 126 COMMAND cannot be\n"
+"executed; 127 COMMAND not found.  See smolscale(1).\n";
 
 struct opts {
 	bool ab;
@@ -1117,6 +1134,118 @@ static int cmd_ab(const struct opts *o)
 	return ok ? 0 : 1;
 }
 
+/* ------------------------------------------------------------ stats */
+
+/* The descriptor of PID's stats region, opened read-write, or -1. */
+static int open_region(long pid)
+{
+	char dir[64], path[320], link[256];
+	struct dirent *d;
+	DIR *dp;
+	int fd = -1;
+
+	snprintf(dir, sizeof dir, "/proc/%ld/fd", pid);
+	if (!(dp = opendir(dir)))
+		die(1, "process %ld: %s: %s", pid, dir, strerror(errno));
+	while (fd < 0 && (d = readdir(dp))) {
+		ssize_t n;
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, d->d_name);
+		n = readlink(path, link, sizeof link - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (strcmp(link, "/memfd:" SS_STATREG_NAME " (deleted)") != 0)
+			continue;
+		fd = open(path, O_RDWR | O_CLOEXEC);
+	}
+	closedir(dp);
+	return fd;
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+	long pid = 0, timeout_ms = 2000;
+	struct ss_statreg *r;
+	struct stat st;
+	uint32_t want;
+	struct timespec t0, now;
+	char *text;
+	int fd;
+
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+			timeout_ms = number_value(argv[++i], "--timeout", 1, 600000);
+		} else if (strncmp(argv[i], "--timeout=", 10) == 0) {
+			timeout_ms = number_value(argv[i] + 10, "--timeout", 1, 600000);
+		} else if (strcmp(argv[i], "-h") == 0 ||
+		           strcmp(argv[i], "--help") == 0) {
+			fputs(usage_text, stdout);
+			return 0;
+		} else if (argv[i][0] == '-' || pid) {
+			usage_error("stats: unexpected argument '%s'", argv[i]);
+		} else {
+			pid = number_value(argv[i], "PID", 1, 4194304);
+		}
+	}
+	if (!pid)
+		usage_error("stats: no PID given");
+	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+		die(1, "process %ld does not exist", pid);
+	if ((fd = open_region(pid)) < 0)
+		die(1, "process %ld has no smolscale stats: it does not run smolscale, has not started its pool yet, or closed the descriptor (%s)",
+		    pid, errno ? strerror(errno) : "not found");
+	if (fstat(fd, &st) != 0 || st.st_size < (off_t)SS_STATREG_SIZE)
+		die(1, "process %ld: its stats region is too small", pid);
+	r = mmap(NULL, SS_STATREG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (r == MAP_FAILED)
+		die(EXIT_SELF, "mmap: %s", strerror(errno));
+	if (memcmp(r->magic, SS_STATREG_MAGIC, sizeof r->magic) != 0 ||
+	    r->version != SS_STATREG_VERSION || r->size != SS_STATREG_SIZE)
+		die(1, "process %ld: its stats region has another layout (version %u; this smolscale reads %u)",
+		    pid, r->version, SS_STATREG_VERSION);
+	want = atomic_fetch_add(&r->req, 1) + 1;
+	atomic_fetch_add(&r->wake, 1);
+	syscall(SYS_futex, &r->wake, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		uint32_t done = atomic_load(&r->done);
+		long left;
+		struct timespec ts;
+		if ((int32_t)(done - want) >= 0)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = timeout_ms - ((now.tv_sec - t0.tv_sec) * 1000 +
+		                     (now.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0)
+			die(1, "process %ld did not answer within %ld ms (stopped, or its pool's threads are gone)",
+			    pid, timeout_ms);
+		ts.tv_sec = left / 1000;
+		ts.tv_nsec = (left % 1000) * 1000000;
+		syscall(SYS_futex, &r->done, FUTEX_WAIT, done, &ts, NULL, 0);
+	}
+	if (!(text = malloc(SS_STATREG_SIZE)))
+		die(EXIT_SELF, "out of memory");
+	for (int tries = 0;; tries++) {
+		uint32_t s1 = atomic_load(&r->seq), len;
+		len = atomic_load(&r->len);
+		if (len > SS_STATREG_SIZE - sizeof *r)
+			len = SS_STATREG_SIZE - sizeof *r;
+		memcpy(text, (const char *)r->text, len);
+		atomic_thread_fence(memory_order_acquire);
+		if (!(s1 & 1) && atomic_load(&r->seq) == s1) {
+			fwrite(text, 1, len, stdout);
+			break;
+		}
+		if (tries > 1000)
+			die(1, "process %ld: its stats kept changing while read", pid);
+	}
+	free(text);
+	return fflush(stdout) == 0 ? 0 : EXIT_SELF;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = { .runs = 5, .warmup = 1, .count = true };
@@ -1149,7 +1278,9 @@ int main(int argc, char **argv)
 		parse(argc, argv, 2, &o);
 		return cmd_ab(&o);
 	}
+	if (strcmp(sub, "stats") == 0)
+		return cmd_stats(argc, argv);
 	if (sub[0] == '-')
-		usage_error("unknown option '%s': options go after 'run' or 'ab'", sub);
-	usage_error("unknown command '%s': want 'run' or 'ab'", sub);
+		usage_error("unknown option '%s': options go after 'run', 'ab' or 'stats'", sub);
+	usage_error("unknown command '%s': want 'run', 'ab' or 'stats'", sub);
 }
