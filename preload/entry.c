@@ -30,6 +30,7 @@ __attribute__((constructor)) static void preload_init(void)
 {
 	ss__real_resolve();
 	ss__pt_init();
+	ss__pools_init();
 }
 
 SS_EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr,
