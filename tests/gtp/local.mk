@@ -11,7 +11,7 @@
 if HAVE_GIO
 TESTS += gtp/run.sh
 check_PROGRAMS += gtp/contract gtp/contract-linked gtp/gio_copy gtp/forkfree
-check_LTLIBRARIES = gtp/libssgtp.la
+check_LTLIBRARIES += gtp/libssgtp.la
 
 gtp_libssgtp_la_SOURCES = gtp/lib.c
 gtp_libssgtp_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/shim

@@ -51,3 +51,22 @@ shim_cxx_SOURCES = shim/cxx.cc
 shim_cxx_CXXFLAGS = -Wall -Wextra -Wno-unused-parameter -pthread $(SS_SAN_CFLAGS)
 shim_cxx_LDFLAGS = $(SHIM_LINK_FLAGS)
 shim_cxx_LDADD = $(SHIM_LINK_LIBS)
+
+# throw.sh: the preload must leave C++ exceptions alone (no DT_NEEDED
+# libunwind; RESEARCH.md 4.10).
+TESTS += shim/throw.sh
+EXTRA_DIST += shim/throw.sh
+
+# throw_host: plain C, links libc only (never libstdc++ or libgcc_s:
+# throw.sh checks); it dlopen()s the C++ library.
+check_PROGRAMS += shim/throw_host
+shim_throw_host_SOURCES = shim/throw_host.c
+shim_throw_host_LDFLAGS = $(SHIM_LINK_FLAGS)
+shim_throw_host_LDADD = $(SHIM_LINK_LIBS)
+
+# libssthrow.so: never installed; -rpath makes libtool build a shared
+# library.  No sanitizer flags: throw.sh skips sanitizer builds.
+check_LTLIBRARIES += shim/libssthrow.la
+shim_libssthrow_la_SOURCES = shim/throw_lib.cc
+shim_libssthrow_la_CXXFLAGS = -Wall -Wextra -Wno-unused-parameter
+shim_libssthrow_la_LDFLAGS = -module -avoid-version -rpath $(abs_builddir)/shim
