@@ -60,6 +60,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "elfsym.h"
@@ -184,12 +185,12 @@ static _Atomic uint64_t stalls_dropped;
 typedef int (*unw_init2_fn)(unw_cursor_t *, unw_context_t *, int);
 typedef int (*unw_step_fn)(unw_cursor_t *);
 typedef int (*unw_get_reg_fn)(unw_cursor_t *, unw_regnum_t, unw_word_t *);
-typedef int (*unw_backtrace_fn)(void **, int);
+typedef int (*unw_init_fn)(unw_cursor_t *, unw_context_t *);
 static struct {
 	unw_init2_fn init2;
+	unw_init_fn init;
 	unw_step_fn step;
 	unw_get_reg_fn get_reg;
-	unw_backtrace_fn backtrace;
 } unw;
 
 enum { CAP_IDLE, CAP_ARMED, CAP_BUSY, CAP_DONE };
@@ -240,27 +241,31 @@ static void *entry_of(struct ss_task *t)
 
 static int unwind_here(void *ucv, void **pc, int max)
 {
-	int n = 0;
-
-#if defined(__SANITIZE_THREAD__)
-	/* ThreadSanitizer may run a handler later than the signal came,
-	 * with the context of then: walk the stack as it is now. */
-	(void)ucv;
-	if (unw.backtrace)
-		n = unw.backtrace(pc, max);
-#else
 	unw_cursor_t c;
 	unw_word_t ip;
+	int n = 0;
 
-	if (!unw.init2 || unw.init2(&c, (unw_context_t *)ucv,
-	                            UNW_INIT_SIGNAL_FRAME) < 0)
+	if (!unw.init2)
 		return 0;
+#if defined(__SANITIZE_THREAD__)
+	/* ThreadSanitizer runs a handler later than the signal came (at the
+	 * thread's next interceptor), with the context of then: walk the
+	 * stack as it is now, from here.  (Not unw_backtrace: its cache is
+	 * a thread-local of a dlopen()ed library, whose first use on a
+	 * thread allocates.) */
+	unw_context_t here;
+	(void)ucv;
+	if (getcontext((ucontext_t *)&here) != 0 || unw.init(&c, &here) < 0)
+		return 0;
+#else
+	if (unw.init2(&c, (unw_context_t *)ucv, UNW_INIT_SIGNAL_FRAME) < 0)
+		return 0;
+#endif
 	do {
 		if (unw.get_reg(&c, UNW_REG_IP, &ip) < 0 || ip == 0)
 			break;
 		pc[n++] = (void *)ip;
 	} while (n < max && unw.step(&c) > 0);
-#endif
 	return n;
 }
 
@@ -574,9 +579,8 @@ static int capture(struct ss_worker *w, int tid, uint64_t tick,
 	uint64_t deadline;
 
 	if (!capture_ok) {
-		*why = unw.init2 || unw.backtrace
-		               ? "the program handles SIGURG itself"
-		               : "libunwind.so.8 could not be loaded";
+		*why = unw.init2 ? "the program handles SIGURG itself"
+		                 : "libunwind.so.8 could not be loaded";
 		return -1;
 	}
 	/* A program may take SIGURG over after we installed ours. */
@@ -635,6 +639,15 @@ static uint64_t hash_frames(void *const *pc, int n, const void *entry)
 		h ^= (uintptr_t)pc[i];
 		h *= 1099511628211ull;
 	}
+	return h;
+}
+
+static uint64_t strhash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
 	return h;
 }
 
@@ -745,9 +758,10 @@ static void report_stall(const struct stall_req *q)
 	}
 	if (!where[0])
 		snprintf(where, sizeof where, "%s", state);
+	/* Without a stack, all that is known is the system call. */
 	uint64_t h = n > 0 ? hash_frames(cap.pc + first, last - first,
 	                                 cap.entry)
-	                   : hash_frames(NULL, 0, (void *)w);
+	                   : hash_frames(NULL, 0, NULL) ^ strhash(state);
 	if (!site_count(h, ms, entry, where)) {
 		atomic_fetch_add_explicit(&reports_suppressed, 1,
 		                          memory_order_relaxed);
@@ -836,7 +850,6 @@ void ss__diag_stats(FILE *f)
 static void load_libunwind(void)
 {
 	void *h = dlopen("libunwind.so.8", RTLD_LAZY | RTLD_LOCAL);
-	void *buf[4];
 
 	if (!h) {
 		dprintf(STDERR_FILENO,
@@ -845,17 +858,25 @@ static void load_libunwind(void)
 		return;
 	}
 	unw.init2 = (unw_init2_fn)dlsym(h, XSTR(unw_init_local2));
+	unw.init = (unw_init_fn)dlsym(h, XSTR(unw_init_local));
 	unw.step = (unw_step_fn)dlsym(h, XSTR(unw_step));
 	unw.get_reg = (unw_get_reg_fn)dlsym(h, XSTR(unw_get_reg));
-	unw.backtrace = (unw_backtrace_fn)dlsym(h, "unw_backtrace");
-	if (!unw.init2 || !unw.step || !unw.get_reg)
+	if (!unw.init2 || !unw.init || !unw.step ||
+	    !unw.get_reg) {
 		unw.init2 = NULL;
-	/* The first walk initializes libunwind (its caches, under locks
-	 * with signals blocked): do it here, not first in a handler. */
-	if (unw.backtrace)
-		unw.backtrace(buf, 4);
-	if (!unw.init2 && !unw.backtrace)
+		dprintf(STDERR_FILENO,
+		        "smolscale: SMOLSCALE_STALL_REPORT=1: libunwind.so.8 lacks unw_init_local2; stall reports come without stacks\n");
 		return;
+	}
+	/* The first walk initializes libunwind (tdep_init, its caches,
+	 * under locks with signals blocked): here, not first in a handler. */
+	unw_context_t uc;
+	unw_cursor_t c;
+	/* glibc's getcontext fills the ucontext_t that is libunwind's
+	 * unw_context_t on x86-64 and aarch64. */
+	if (getcontext((ucontext_t *)&uc) == 0 && unw.init(&c, &uc) == 0)
+		while (unw.step(&c) > 0)
+			;
 	if (install(CAPTURE_SIG, NULL, on_capture))
 		capture_ok = true;
 	else

@@ -23,6 +23,17 @@
 
 static char log_path[256];
 
+/* ThreadSanitizer delivers a signal to a thread blocked in read() only
+ * once it returns: then a blocked task's report has no stack, and says
+ * why (diag.c). */
+static int tsan_blocked_no_stack(const char *t)
+{
+	const char *s = getenv("SS_SANITIZER");
+
+	return s && strcmp(s, "thread") == 0 &&
+	       strstr(t, "(no stack: the worker did not take the signal");
+}
+
 /* Configure a fresh process's executor to report to a new log file. */
 static void report_to_log(const char *report_ms)
 {
@@ -102,9 +113,12 @@ START_TEST(blocked_task_named)
 	ck_assert_int_eq(write(pipefd[1], "x", 1), 1);
 	ck_assert_int_eq(ss_join(task, NULL), 0);
 	ck_assert_msg(strstr(t, "smolscale: stall: worker "), "no report: '%s'", t);
-	ck_assert_msg(strstr(t, "diag_blocked_in_read"), "blocking function not named: '%s'", t);
-	ck_assert_msg(strstr(t, "entry blocker_task"), "entry not named: '%s'", t);
 	ck_assert_msg(strstr(t, "in the system call read"), "system call not named: '%s'", t);
+	if (!tsan_blocked_no_stack(t)) {
+		ck_assert_msg(strstr(t, "diag_blocked_in_read"),
+			      "blocking function not named: '%s'", t);
+		ck_assert_msg(strstr(t, "entry blocker_task"), "entry not named: '%s'", t);
+	}
 	ck_assert_msg(strstr(t, " for ") && strstr(t, " ms,"), "no duration: '%s'", t);
 	/* Private: a report may show what a program does. */
 	ck_assert_int_eq(stat(log_path, &st), 0);
@@ -145,6 +159,8 @@ START_TEST(blocked_fiber_named)
 	t = log_text("diag_blocked_in_read", 5000);
 	ck_assert_int_eq(write(pipefd[1], "x", 1), 1);
 	ck_assert_int_eq(ss_join(f, NULL), 0);
+	if (tsan_blocked_no_stack(t))
+		return;
 	ck_assert_msg(strstr(t, "has run one fiber for"), "not reported as a fiber: '%s'", t);
 	ck_assert_msg(strstr(t, "diag_blocked_in_read"), "blocking function not named: '%s'", t);
 	ck_assert_msg(strstr(t, "entry fiber_blocker"), "entry not named: '%s'", t);
