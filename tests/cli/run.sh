@@ -364,5 +364,67 @@ else
 	skip "gnuplot is not installed: --plot not tested"
 fi
 
+# -- stats -------------------------------------------------------------------
+usage "stats without a PID" "no PID" stats
+usage "stats with a bad PID" "bad value '0x' for PID" stats 0x
+usage "stats with two PIDs" "unexpected argument '2'" stats 1 2
+usage "stats with a bad timeout" "bad value '0' for --timeout" stats --timeout 0 1
+t "$ss" stats --help
+check "stats --help: status 0" status_is 0
+check "stats --help: the usage" out_has '^ +smolscale stats \[--timeout MS\] PID'
+sleep 30 </dev/null >/dev/null 2>&1 &
+plain=$!
+t "$ss" stats "$plain"
+check "stats of a process without smolscale: status 1" status_is 1
+check "stats of a process without smolscale: says so" err_has "^smolscale: process $plain has no smolscale stats"
+kill "$plain" 2>/dev/null
+wait "$plain" 2>/dev/null
+t "$ss" stats 4194304
+check "stats of no process: status 1" status_is 1
+check "stats of no process: says so" err_has "^smolscale: process 4194304 does not exist"
+if [ -n "$san" ]; then
+	skip "sanitizer build: stats of a live process needs the real library"
+else
+	# A live process under the library: 20 rerouted threads, then it
+	# waits for its stdin (a FIFO held open here) to end.
+	fifo=$work/stdin
+	mkfifo "$fifo"
+	SMOLSCALE_STATS_SIGNAL=USR2 "$ss" run --pthread -- "$helper" 20 wait \
+		<"$fifo" >"$work/live.out" 2>"$work/live.err" &
+	live=$!
+	exec 9>"$fifo"
+	for _ in $(seq 1 200); do
+		grep -q '^threads 20 ' "$work/live.out" && break
+		sleep 0.05
+	done
+	t "$ss" stats "$live"
+	check "stats PID: status 0" status_is 0
+	check "stats PID: the counters" out_has '^smolscale: stats threads=[0-9]+ active_workers='
+	check "stats PID: the 20 rerouted threads" out_has ' pthreads_rerouted=20( |$)'
+	check "stats PID: their tasks" out_has ' tasks_completed=20( |$)'
+	check "stats PID: nothing on stderr" test ! -s "$err"
+	nthreads=$(sed -n 's/^smolscale: stats threads=\([0-9]*\) .*/\1/p' "$out")
+	nworkers=$(grep -c '^smolscale: worker [0-9]* state=[a-z]* tasks=[0-9]* busy_ms=[0-9]* parked_ms=[0-9]* cpu_ms=[0-9]* blocked=[01]$' "$out")
+	check "stats PID: one line per worker ($nworkers for threads=$nthreads)" \
+		test "$nworkers" = "$nthreads"
+	check "stats PID: the stall lines" out_has '^smolscale: stall-reports printed=0 suppressed=0 dropped=0 sites=0$'
+	t "$ss" stats --timeout 5000 "$live"
+	check "stats PID, asked again: answered" out_has ' pthreads_rerouted=20( |$)'
+	kill -USR2 "$live"
+	for _ in $(seq 1 100); do
+		grep -q '^smolscale: stats ' "$work/live.err" && break
+		sleep 0.05
+	done
+	rc=0
+	check "SMOLSCALE_STATS_SIGNAL: the report on the program's stderr" \
+		grep -q '^smolscale: stats threads=' "$work/live.err"
+	exec 9>&-
+	wait "$live"
+	rc=$?
+	check "stats PID: the program ended normally" status_is 0
+	t "$ss" stats "$live"
+	check "stats of a process that ended: status 1" status_is 1
+fi
+
 echo "cli: $passes passed, $fails failed, $skips skipped"
 [ "$fails" = 0 ]
