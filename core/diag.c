@@ -409,8 +409,10 @@ static void region_publish(struct ss_statreg *r, const char *text, size_t len)
 
 	if (len > cap_len)
 		len = cap_len;
-	atomic_store_explicit(&r->seq, s + 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
+	/* Odd before any byte of text changes: the acquire half of the
+	 * exchange keeps the copy below after it (a fence would do, but
+	 * ThreadSanitizer does not model fences). */
+	atomic_exchange_explicit(&r->seq, s + 1, memory_order_acq_rel);
 	memcpy(r->text, text, len);
 	atomic_store_explicit(&r->len, (uint32_t)len, memory_order_relaxed);
 	atomic_store_explicit(&r->seq, s + 2, memory_order_release);

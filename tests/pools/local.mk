@@ -17,22 +17,31 @@
 #                         (-rdynamic): direct calls, left alone
 #   libplugin             uses libtpool (DT_NEEDED); user_dl dlopens it
 #                         after starting; _now and _noplt as for user
-TESTS += pools/run.sh
-EXTRA_DIST += pools/run.sh
+#
+# linked.sh runs user-linked and user_dl-linked: user and user_dl linked
+# with pools/libsspools (lib.c: the preload's dlopen and the interposer's
+# start-up over the same shim and core) instead of preloading, so that the
+# sanitizer builds test the interposer too (a sanitizer runtime must come
+# first, which LD_PRELOAD breaks).
+TESTS += pools/run.sh pools/linked.sh
+EXTRA_DIST += pools/run.sh pools/linked.sh
 
 check_LTLIBRARIES += \
 	pools/libthpool.la \
 	pools/libtpool.la \
 	pools/libplugin.la \
 	pools/libplugin_now.la \
-	pools/libplugin_noplt.la
+	pools/libplugin_noplt.la \
+	pools/libsspools.la
 
 check_PROGRAMS += \
 	pools/user \
 	pools/user_now \
 	pools/user_noplt \
 	pools/static_user \
-	pools/user_dl
+	pools/user_dl \
+	pools/user-linked \
+	pools/user_dl-linked
 
 POOLS_LIB_LDFLAGS = -avoid-version -rpath $(abs_builddir)/pools $(SS_SAN_LDFLAGS)
 POOLS_NOW = -Wl,-z,relro -Wl,-z,now
@@ -79,3 +88,30 @@ pools_static_user_LDADD = -lpthread
 
 pools_user_dl_SOURCES = pools/user_dl.c
 pools_user_dl_LDADD = -ldl -lpthread
+
+# The preload's dlopen and nothing else exported (no pthread names: a
+# sanitizer runtime, TSan's above all, must own those); its constructor
+# starts the interposer as the preload's does.
+pools_libsspools_la_SOURCES = pools/lib.c
+pools_libsspools_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/shim
+pools_libsspools_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
+pools_libsspools_la_LDFLAGS = $(POOLS_LIB_LDFLAGS) \
+	-export-symbols-regex '^dlopen$$'
+pools_libsspools_la_LIBADD = \
+	$(top_builddir)/shim/libsmolscale_shim.la \
+	$(top_builddir)/core/libsmolscale_core.la \
+	-lpthread -ldl
+
+# libsspools ahead of libthpool (and of libc): its dlopen is the first
+# definition after the sanitizer runtime's (which the linker puts first).
+# --no-as-needed: user.c calls nothing of libsspools, which must stay a
+# DT_NEEDED all the same.
+POOLS_LINKED_FLAGS = $(AM_LDFLAGS) -Wl,--no-as-needed
+
+pools_user_linked_SOURCES = pools/user.c tsan.c
+pools_user_linked_LDFLAGS = $(POOLS_LINKED_FLAGS)
+pools_user_linked_LDADD = pools/libsspools.la pools/libthpool.la -lpthread
+
+pools_user_dl_linked_SOURCES = pools/user_dl.c tsan.c
+pools_user_dl_linked_LDFLAGS = $(POOLS_LINKED_FLAGS)
+pools_user_dl_linked_LDADD = pools/libsspools.la -ldl -lpthread
