@@ -67,8 +67,6 @@
 #include "internal.h"
 #include "statreg.h"
 
-void *(*ss__entry_hook)(void *(*fn)(void *), void *arg);
-
 #define SS_FRAMES 48
 #define CAPTURE_SIG SIGURG
 #define CAPTURE_WAIT_NS 200000000u /* 200 ms for a handler to run */
@@ -106,6 +104,12 @@ static int log_fd_locked(void)
 			        path, strerror(err));
 		log_fd = -2; /* say it once */
 		return STDERR_FILENO;
+	}
+	/* Out of the low numbers, which daemons close and reopen. */
+	int hi = fcntl(fd, F_DUPFD_CLOEXEC, 100);
+	if (hi >= 0) {
+		close(fd);
+		fd = hi;
 	}
 	log_fd = fd;
 	log_dev = st.st_dev;
@@ -164,6 +168,7 @@ static struct {
 } private_reg;
 static _Atomic(struct ss_statreg *) reg;
 static int reg_fd = -1;
+static ino_t reg_ino;      /* reg_fd's, to close only our own */
 static bool diag_running; /* under exec.lock */
 
 /* Stats signals received, and served (ss-diag's own). */
@@ -207,11 +212,15 @@ static struct {
 	void *pc[SS_FRAMES];
 } cap;
 static bool capture_ok; /* ss-diag's: our handler is installed */
+/* A ThreadSanitizer runtime is in the process (this library built with
+ * it, or a host that is): set before the handler is installed. */
+static bool walk_from_here;
 
 /* Stall sites, for dedup and for the stats' top sites. */
 #define NSITES 64
 struct site {
-	uint64_t hash;
+	uint64_t hash;      /* of the stack (and entry) */
+	uint64_t prekey;    /* of the entry and system call: known unsignalled */
 	uint64_t count, max_ms, total_ms;
 	char entry[300];
 	char where[240];
@@ -223,50 +232,45 @@ static _Atomic uint64_t reports_printed, reports_suppressed;
 
 /* ------------------------------------------------------------ handlers */
 
-/* What the user would call the task's function (on the task's thread). */
-static void *entry_of(struct ss_task *t)
+static int walk(unw_cursor_t *c, void **pc, int max)
 {
-	void *(*fn)(void *) = t->fn;
-	void *e = (void *)fn;
+	unw_word_t ip;
+	int n = 0;
 
-	if (fn == ss__group_run && t->gfn)
-		e = (void *)t->gfn;
-	else if (ss__entry_hook) {
-		void *u = ss__entry_hook(fn, t->arg);
-		if (u)
-			e = u;
-	}
-	return e;
+	do {
+		if (unw.get_reg(c, UNW_REG_IP, &ip) < 0 || ip == 0)
+			break;
+		pc[n++] = (void *)ip;
+	} while (n < max && unw.step(c) > 0);
+	return n;
+}
+
+/* ThreadSanitizer runs a handler later than the signal came (at the
+ * thread's next interceptor), with the context of then: walk the stack as
+ * it is now, from here.  (Not unw_backtrace: its cache is a thread-local
+ * of a dlopen()ed library, whose first use on a thread allocates.)  The
+ * context must stay live during the walk: one frame for both. */
+static __attribute__((noinline)) int walk_from_this_frame(void **pc, int max)
+{
+	unw_context_t here;
+	unw_cursor_t c;
+
+	if (getcontext((ucontext_t *)&here) != 0 || unw.init(&c, &here) < 0)
+		return 0;
+	return walk(&c, pc, max);
 }
 
 static int unwind_here(void *ucv, void **pc, int max)
 {
 	unw_cursor_t c;
-	unw_word_t ip;
-	int n = 0;
 
 	if (!unw.init2)
 		return 0;
-#if defined(__SANITIZE_THREAD__)
-	/* ThreadSanitizer runs a handler later than the signal came (at the
-	 * thread's next interceptor), with the context of then: walk the
-	 * stack as it is now, from here.  (Not unw_backtrace: its cache is
-	 * a thread-local of a dlopen()ed library, whose first use on a
-	 * thread allocates.) */
-	unw_context_t here;
-	(void)ucv;
-	if (getcontext((ucontext_t *)&here) != 0 || unw.init(&c, &here) < 0)
-		return 0;
-#else
+	if (walk_from_here)
+		return walk_from_this_frame(pc, max);
 	if (unw.init2(&c, (unw_context_t *)ucv, UNW_INIT_SIGNAL_FRAME) < 0)
 		return 0;
-#endif
-	do {
-		if (unw.get_reg(&c, UNW_REG_IP, &ip) < 0 || ip == 0)
-			break;
-		pc[n++] = (void *)ip;
-	} while (n < max && unw.step(&c) > 0);
-	return n;
+	return walk(&c, pc, max);
 }
 
 static void on_capture(int sig, siginfo_t *si, void *ucv)
@@ -296,10 +300,8 @@ static void on_capture(int sig, siginfo_t *si, void *ucv)
 	if (!cap.finished) {
 		struct ss_task *t = atomic_load_explicit(&w->cur_task,
 		                                         memory_order_relaxed);
-		if (t) {
-			cap.entry = entry_of(t);
-			cap.fiber = t->fiber != NULL;
-		}
+		cap.entry = atomic_load_explicit(&w->entry, memory_order_relaxed);
+		cap.fiber = t && t->fiber != NULL;
 		cap.n = unwind_here(ucv, cap.pc, SS_FRAMES);
 	}
 	atomic_store_explicit(&cap.state, CAP_DONE, memory_order_release);
@@ -338,9 +340,12 @@ void ss__diag_unblock(void)
 	pthread_sigmask(SIG_UNBLOCK, &s, NULL);
 }
 
-/* Install h for sig unless the program handles sig itself.  Returns
+/* Install h (or sa) for sig unless the program has a disposition of its
+ * own: a handler, or SIG_IGN (an ignored signal stays ignored across
+ * exec, a handler does not: nohup'd programs rely on it).  Returns
  * whether ours is (now) installed. */
-static bool install(int sig, void (*h)(int), void (*sa)(int, siginfo_t *, void *))
+static bool install(int sig, void (*h)(int),
+                    void (*sa)(int, siginfo_t *, void *), int flags)
 {
 	struct sigaction old, act;
 
@@ -349,14 +354,11 @@ static bool install(int sig, void (*h)(int), void (*sa)(int, siginfo_t *, void *
 	if (old.sa_flags & SA_SIGINFO ? old.sa_sigaction == sa
 	                              : (h && old.sa_handler == h))
 		return true;
-	if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler != SIG_DFL &&
-	    old.sa_handler != SIG_IGN)
-		return false;
-	if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction)
+	if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
 		return false;
 	memset(&act, 0, sizeof act);
 	sigemptyset(&act.sa_mask);
-	act.sa_flags = SA_RESTART;
+	act.sa_flags = SA_RESTART | flags;
 	if (sa) {
 		act.sa_flags |= SA_SIGINFO;
 		act.sa_sigaction = sa;
@@ -366,16 +368,48 @@ static bool install(int sig, void (*h)(int), void (*sa)(int, siginfo_t *, void *
 	return sigaction(sig, &act, NULL) == 0;
 }
 
+/* The capture handler runs on this (SA_ONSTACK): a fiber's stack may
+ * have a few KiB left, and the unwinder needs about that. */
+#define ALTSTACK_SIZE (64u * 1024u)
+
+void ss__diag_worker_start(struct ss_worker *w)
+{
+	stack_t cur, st;
+
+	if (!ss__config()->stall_report)
+		return;
+	/* A stack of the thread's own (a sanitizer's, say) is kept. */
+	if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
+		goto unblock;
+	if (!w->altstack) {
+		void *p = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
+		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+		if (p == MAP_FAILED)
+			goto unblock;
+		w->altstack = p;
+	}
+	st.ss_sp = w->altstack;
+	st.ss_size = ALTSTACK_SIZE;
+	st.ss_flags = 0;
+	sigaltstack(&st, NULL);
+unblock:
+	ss__diag_unblock();
+}
+
 /* ------------------------------------------------------------ the region */
 
 static struct ss_statreg *region_map(void)
 {
 	struct ss_statreg *r = MAP_FAILED;
 	struct rlimit rl;
+	struct stat st;
 	int fd, hi;
 
-	fd = memfd_create(SS_STATREG_NAME, MFD_CLOEXEC);
-	if (fd >= 0 && ftruncate(fd, SS_STATREG_SIZE) == 0)
+	fd = memfd_create(SS_STATREG_NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	/* Sealed at its size: a reader (any process of the user) cannot
+	 * shrink it under us, which would fault our next store (SIGBUS). */
+	if (fd >= 0 && ftruncate(fd, SS_STATREG_SIZE) == 0 &&
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
 		r = mmap(NULL, SS_STATREG_SIZE, PROT_READ | PROT_WRITE,
 		         MAP_SHARED, fd, 0);
 	if (r == MAP_FAILED) {
@@ -399,12 +433,15 @@ static struct ss_statreg *region_map(void)
 	r->size = SS_STATREG_SIZE;
 	r->pid = getpid();
 	reg_fd = fd;
+	if (fd >= 0 && fstat(fd, &st) == 0)
+		reg_ino = st.st_ino;
 	return r;
 }
 
 static void region_publish(struct ss_statreg *r, const char *text, size_t len)
 {
-	size_t cap_len = r->size - sizeof *r;
+	/* Our constant, not r->size: the region is writable by readers. */
+	size_t cap_len = SS_STATREG_SIZE - sizeof *r;
 	uint32_t s = atomic_load_explicit(&r->seq, memory_order_relaxed);
 
 	if (len > cap_len)
@@ -653,9 +690,33 @@ static uint64_t strhash(const char *s)
 	return h;
 }
 
-/* Count a stall at its site; returns whether the site is new. */
-static bool site_count(uint64_t hash, uint64_t ms, const char *entry,
-                       const char *where)
+static void site_add(struct site *st, uint64_t ms)
+{
+	st->count++;
+	st->total_ms += ms;
+	if (ms > st->max_ms)
+		st->max_ms = ms;
+}
+
+/* A stall whose entry function and system call match a site already
+ * reported: count it there, without a signal.  Returns whether it did. */
+static bool site_count_known(uint64_t prekey, uint64_t ms)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&site_lock);
+	for (unsigned i = 0; i < nsites && !found; i++)
+		if (sites[i].prekey == prekey) {
+			site_add(&sites[i], ms);
+			found = true;
+		}
+	pthread_mutex_unlock(&site_lock);
+	return found;
+}
+
+/* Count a stall at its site (by stack); returns whether the site is new. */
+static bool site_count(uint64_t hash, uint64_t prekey, uint64_t ms,
+                       const char *entry, const char *where)
 {
 	bool fresh = false;
 	unsigned i;
@@ -676,18 +737,17 @@ static bool site_count(uint64_t hash, uint64_t ms, const char *entry,
 		}
 		memset(&sites[i], 0, sizeof sites[i]);
 		sites[i].hash = hash;
+		sites[i].prekey = prekey;
 		snprintf(sites[i].entry, sizeof sites[i].entry, "%s", entry);
 		snprintf(sites[i].where, sizeof sites[i].where, "%s", where);
 	}
-	sites[i].count++;
-	sites[i].total_ms += ms;
-	if (ms > sites[i].max_ms)
-		sites[i].max_ms = ms;
+	site_add(&sites[i], ms);
 	pthread_mutex_unlock(&site_lock);
 	return fresh;
 }
 
-/* Token bucket: 10 full reports at once, then one per 6 s. */
+/* Token bucket: 10 captures (signals) and reports at once, then one per
+ * 6 s; taken before the signal is sent. */
 static bool report_allowed(void)
 {
 	static double tokens = 10;
@@ -713,7 +773,7 @@ static void report_stall(const struct stall_req *q)
 	char state[64], entry[300], where[240], *buf;
 	struct frame fr, ef;
 	size_t len = 0, cap_len = 16384;
-	uint64_t ms;
+	uint64_t ms, prekey;
 	int n, first = 0, last;
 
 	/* Still that task?  A slot reused by another thread has another
@@ -723,10 +783,22 @@ static void report_stall(const struct stall_req *q)
 	            SS_SLOT_LIVE || tid <= 0)
 		return;
 	syscall_of(tid, state, sizeof state);
+	ms = (ss__now_ns() - q->since_ns) / 1000000u;
+	/* Before any signal: the same function stalled in the same way as
+	 * one reported before is counted there, and signals are rate
+	 * limited, since each may interrupt a system call (EINTR). */
+	prekey = strhash(state) ^
+	         ((uintptr_t)atomic_load_explicit(&w->entry,
+	                                          memory_order_relaxed) *
+	          0x9e3779b97f4a7c15ull);
+	if (site_count_known(prekey, ms) || !report_allowed()) {
+		atomic_fetch_add_explicit(&reports_suppressed, 1,
+		                          memory_order_relaxed);
+		return;
+	}
 	n = capture(w, tid, q->tick, &why);
 	if (n < 0 && why && strcmp(why, "the task ended first") == 0)
 		return;
-	ms = (ss__now_ns() - q->since_ns) / 1000000u;
 
 	/* The program's frames: the scheduler's own, below the task (the
 	 * worker loop, a fiber's start, the shim's trampoline), are cut; so
@@ -764,15 +836,10 @@ static void report_stall(const struct stall_req *q)
 	uint64_t h = n > 0 ? hash_frames(cap.pc + first, last - first,
 	                                 cap.entry)
 	                   : hash_frames(NULL, 0, NULL) ^ strhash(state);
-	if (!site_count(h, ms, entry, where)) {
+	if (!site_count(h, prekey, ms, entry, where)) {
 		atomic_fetch_add_explicit(&reports_suppressed, 1,
 		                          memory_order_relaxed);
 		return; /* the same stack was reported before */
-	}
-	if (!report_allowed()) {
-		atomic_fetch_add_explicit(&reports_suppressed, 1,
-		                          memory_order_relaxed);
-		return;
 	}
 	if (!(buf = malloc(cap_len)))
 		return;
@@ -851,7 +918,9 @@ void ss__diag_stats(FILE *f)
 
 static void load_libunwind(void)
 {
-	void *h = dlopen("libunwind.so.8", RTLD_LAZY | RTLD_LOCAL);
+	/* RTLD_NOW: no lazy binding inside the handler (the resolver's frame
+	 * on the signal stack, and its locks). */
+	void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
 
 	if (!h) {
 		dprintf(STDERR_FILENO,
@@ -879,7 +948,12 @@ static void load_libunwind(void)
 	if (getcontext((ucontext_t *)&uc) == 0 && unw.init(&c, &uc) == 0)
 		while (unw.step(&c) > 0)
 			;
-	if (install(CAPTURE_SIG, NULL, on_capture))
+#if defined(__SANITIZE_THREAD__)
+	walk_from_here = true;
+#else
+	walk_from_here = dlsym(RTLD_DEFAULT, "__tsan_init") != NULL;
+#endif
+	if (install(CAPTURE_SIG, NULL, on_capture, SA_ONSTACK))
 		capture_ok = true;
 	else
 		dprintf(STDERR_FILENO,
@@ -937,6 +1011,7 @@ static void *diag_main(void *arg)
 			if (!have)
 				break;
 			report_stall(&q);
+			serve_stats(r); /* a capture may take a while */
 		}
 		futex_wait_shared(&r->wake, seen, 0);
 	}
@@ -958,23 +1033,38 @@ void ss__diag_start_locked(void)
 	if (ss__thread_start("ss-diag", diag_main, r) != 0)
 		return; /* no reports, no live stats: the pool runs on */
 	diag_running = true;
-	if (c->stats_signal && !install(c->stats_signal, on_stats_signal, NULL))
+	if (c->stats_signal && !install(c->stats_signal, on_stats_signal, NULL, 0))
 		dprintf(STDERR_FILENO,
 		        "smolscale: SMOLSCALE_STATS_SIGNAL=%d: the program handles that signal itself; not installed\n",
 		        c->stats_signal);
 }
 
+/* SMOLSCALE_STATS_SIGNAL is installed at load, not only when the pool
+ * starts: a signal whose default is to end the process must not end it
+ * before then.  The variable alone is read here (ss__config reads the
+ * rest at the pool's start, so a program may still set them). */
+__attribute__((constructor)) static void stats_signal_early(void)
+{
+	const char *v = getenv("SMOLSCALE_STATS_SIGNAL");
+	int sig = v && *v ? ss__parse_signal(v) : -1;
+
+	if (sig > 0)
+		install(sig, on_stats_signal, NULL, 0);
+}
+
 void ss__diag_after_fork(void)
 {
 	struct ss_statreg *r = atomic_load_explicit(&reg, memory_order_relaxed);
+	struct stat st;
 
-	/* The parent's region: the child gets its own at its pool's start. */
+	/* The parent's region: the child gets its own at its pool's start.
+	 * Unpublished before it is unmapped (a stats signal may come). */
+	atomic_store_explicit(&reg, NULL, memory_order_seq_cst);
 	if (r && r != &private_reg.h)
 		munmap(r, SS_STATREG_SIZE);
-	if (reg_fd >= 0)
+	if (reg_fd >= 0 && fstat(reg_fd, &st) == 0 && st.st_ino == reg_ino)
 		close(reg_fd);
 	reg_fd = -1;
-	atomic_store_explicit(&reg, NULL, memory_order_relaxed);
 	diag_running = false;
 	stallq_len = 0;
 	atomic_store_explicit(&stallq_lock, 0, memory_order_relaxed);

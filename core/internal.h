@@ -362,6 +362,16 @@ struct ss_worker {
 	 * on the owner thread itself: by the stack capture's signal handler,
 	 * which interrupts that very task (diag.c). */
 	_Atomic(struct ss_task *) cur_task;
+	/* The user's function behind the current unit of work: the task's
+	 * function at each task start (a group task's own), refined by a
+	 * layer that runs a user's function inside a task of its own
+	 * (ss__set_entry).  Owner-written, relaxed; ss-diag reads the value
+	 * (never through it) to name a stall before it signals. */
+	_Atomic(void *) entry;
+	/* An alternate signal stack for the capture handler, which must not
+	 * run on a fiber's small stack: mapped once per slot, when stall
+	 * reports are on, and kept for the slot's next threads. */
+	void *altstack;
 	/* Time the owner spent parked (ns, owner-written, relaxed), the
 	 * start of the park in progress (0: awake) and of the thread, for
 	 * the stats' per-worker lines. */
@@ -690,12 +700,13 @@ SS_HIDDEN void ss__log_write(const char *buf, size_t len);
 SS_HIDDEN char *ss__stats_text(size_t *len);
 /* Lines about stall sites for the stats report (diag.c). */
 SS_HIDDEN void ss__diag_stats(FILE *f);
-/* A layer above that runs a user's function inside a task of its own
- * (a rerouted thread's trampoline, a pool runner) sets this once: it maps
- * (fn, arg) of the task to the user's function, for the report's "entry".
- * Called in a signal handler on the task's own thread, while the task
- * runs: it may only read fields. */
-SS_HIDDEN extern void *(*ss__entry_hook)(void *(*fn)(void *), void *arg);
+/* On a worker, about to call a user's function fn inside a task of a
+ * layer's own (a rerouted thread's start routine, a pool's item): name it
+ * as the entry of stall reports until the next task starts. */
+SS_HIDDEN void ss__set_entry(void *fn);
+/* A worker thread starts (stall reports on: its alternate signal stack,
+ * and the capture signal let in). */
+SS_HIDDEN void ss__diag_worker_start(struct ss_worker *w);
 
 /* ------------------------------------------------------------- stats */
 

@@ -321,6 +321,10 @@ static void run_one(struct ss_exec *e, struct ss_worker *w, struct ss_task *t)
 	uint64_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
 
 	atomic_store_explicit(&w->cur_task, t, memory_order_relaxed);
+	atomic_store_explicit(&w->entry,
+	                      t->fn == ss__group_run ? (void *)t->gfn
+	                                             : (void *)t->fn,
+	                      memory_order_relaxed);
 	atomic_store_explicit(&w->tick, tick + 1, memory_order_relaxed);
 	ss__task_run(w, t);
 	atomic_store_explicit(&w->tick, tick + 2, memory_order_relaxed);
@@ -350,7 +354,7 @@ void *ss__worker_main(void *arg)
 	atomic_store_explicit(&w->tid, (int32_t)gettid(), memory_order_relaxed);
 	atomic_store_explicit(&w->born_ns, ss__now_ns(), memory_order_relaxed);
 	atomic_store_explicit(&w->parked_ns, 0, memory_order_relaxed);
-	ss__diag_unblock();
+	ss__diag_worker_start(w);
 
 	for (;;) {
 		struct ss_task *t = find_local(w, ntask);
@@ -419,6 +423,14 @@ void ss__block_unmark(struct ss_worker *w, uint32_t bit)
 {
 	if (atomic_fetch_and(&w->blocked, ~bit) == bit)
 		atomic_fetch_sub(&ss__exec.nblocked, 1);
+}
+
+void ss__set_entry(void *fn)
+{
+	struct ss_worker *w = tls_worker;
+
+	if (w)
+		atomic_store_explicit(&w->entry, fn, memory_order_relaxed);
 }
 
 void ss_blocking_begin(void)

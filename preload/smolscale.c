@@ -1196,8 +1196,11 @@ static int cmd_stats(int argc, char **argv)
 	if ((fd = open_region(pid)) < 0)
 		die(1, "process %ld has no smolscale stats: it does not run smolscale, has not started its pool yet, or closed the descriptor (%s)",
 		    pid, errno ? strerror(errno) : "not found");
-	if (fstat(fd, &st) != 0 || st.st_size < (off_t)SS_STATREG_SIZE)
-		die(1, "process %ld: its stats region is too small", pid);
+	/* Sealed against shrinking, or a store or load of ours could fault
+	 * (SIGBUS) when someone else truncates it. */
+	if (fstat(fd, &st) != 0 || st.st_size < (off_t)SS_STATREG_SIZE ||
+	    !(fcntl(fd, F_GET_SEALS) & F_SEAL_SHRINK))
+		die(1, "process %ld: its stats region is too small or not sealed", pid);
 	r = mmap(NULL, SS_STATREG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	if (r == MAP_FAILED)

@@ -595,11 +595,6 @@ static bool worker_has_other_work(void)
 	             ss__ring_len(&w->ring) > 0);
 }
 
-void *ss__gtp_entry(void *(*fn)(void *), void *arg)
-{
-	return fn == runner ? (void *)((struct gpool *)arg)->pub.func : NULL;
-}
-
 static void *runner(void *arg)
 {
 	struct gpool *p = arg;
@@ -619,6 +614,7 @@ static void *runner(void *arg)
 		 * items run at once. */
 		ss__task_progress();
 		ss__set_thread_like(true);
+		ss__set_entry((void *)p->pub.func);
 		tls_pool = p;
 		p->pub.func(item, p->pub.user_data);
 		tls_pool = outer;

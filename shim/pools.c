@@ -266,16 +266,12 @@ static void *run_item(void *p)
 	uint64_t rv[2];             /* >= sizeof(ffi_arg) and any return */
 	void *av[1] = { it->arg };
 
+	ss__set_entry((void *)it->fn);
 	ffi.call(&it->h->fn_cif, it->fn, rv, av);
 	free(it);
 	atomic_fetch_add_explicit(&t->items, 1, memory_order_relaxed);
 	track_done(t);
 	return NULL;
-}
-
-void *ss__pools_entry(void *(*fn)(void *), void *arg)
-{
-	return fn == run_item ? (void *)((struct item *)arg)->fn : NULL;
 }
 
 static uint64_t pool_key(const struct hook *h, void **args)

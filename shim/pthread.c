@@ -827,6 +827,7 @@ static __attribute__((noinline)) void run_body(struct ss_pt *t, uint64_t pending
 {
 	pthread_cleanup_push(unwound, t);
 	raise_pending(t, pending);
+	ss__set_entry((void *)t->fn);
 	t->result = t->fn(t->arg);
 	if (leave_running(t) & F_CANCEL_SENT) {
 		/* Cancelled while it ran, returned before acting on it: the
@@ -892,11 +893,6 @@ static void *trampoline(void *p)
  * own, as it would have natively.  Its core task, when it runs, finds it
  * SPILLED and only drops its reference.
  */
-void *ss__pt_entry(void *(*fn)(void *), void *arg)
-{
-	return fn == trampoline ? (void *)((struct ss_pt *)arg)->fn : NULL;
-}
-
 static void *spill_main(void *p)
 {
 	struct ss_pt *t = p;

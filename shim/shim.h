@@ -70,12 +70,6 @@ SS_SHIM_HIDDEN void *ss__real_find(const char *name);
 SS_SHIM_HIDDEN void ss__shim_stats_init(void);
 SS_SHIM_HIDDEN void ss__pt_stats(FILE *f);
 SS_SHIM_HIDDEN void ss__gtp_stats(FILE *f);
-/* Each layer's part of the core's ss__entry_hook (stall reports): the
- * user's function behind a task (fn, arg) of that layer, else NULL.
- * Called in a signal handler on the task's thread: reads fields only. */
-SS_SHIM_HIDDEN void *ss__pt_entry(void *(*fn)(void *), void *arg);
-SS_SHIM_HIDDEN void *ss__gtp_entry(void *(*fn)(void *), void *arg);
-SS_SHIM_HIDDEN void *ss__pools_entry(void *(*fn)(void *), void *arg);
 
 /* The pool interposer (pools.c): SMOLSCALE_POOLS read at start-up. */
 SS_SHIM_HIDDEN void ss__pools_init(void);

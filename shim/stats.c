@@ -1,8 +1,7 @@
 /*
  * stats.c - the shim's part of the SMOLSCALE_STATS line: the core prints
  * its counters, then calls ss__stats_extra, which is this: each layer's
- * counters in turn.  Likewise the entry hook of stall reports: each
- * layer names the user's function behind its own tasks.
+ * counters in turn.
  */
 #include "internal.h"
 #include "shim.h"
@@ -14,21 +13,11 @@ static void shim_stats(FILE *f)
 	ss__pools_stats(f);
 }
 
-static void *shim_entry(void *(*fn)(void *), void *arg)
-{
-	void *e = ss__pt_entry(fn, arg);
-
-	if (!e)
-		e = ss__gtp_entry(fn, arg);
-	return e ? e : ss__pools_entry(fn, arg);
-}
-
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void install(void)
 {
 	ss__stats_extra = shim_stats;
-	ss__entry_hook = shim_entry;
 }
 
 /* Every layer calls it when it starts; the first call installs. */

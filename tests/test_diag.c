@@ -167,6 +167,80 @@ START_TEST(blocked_fiber_named)
 }
 END_TEST
 
+/* A fiber with the smallest stack, most of it in use, blocked: the
+ * capture's handler runs on the worker's alternate stack, not on it. */
+__attribute__((noinline)) static void deep_then_block(int depth)
+{
+	volatile char pad[1024];
+
+	pad[0] = (char)depth;
+	if (depth > 0)
+		deep_then_block(depth - 1);
+	else
+		diag_blocked_in_read();
+	__asm__ volatile("" ::"r"(pad) : "memory");
+}
+
+static void *small_fiber(void *arg)
+{
+	(void)arg;
+	deep_then_block(9); /* about 10 KiB of a 16 KiB stack */
+	return NULL;
+}
+
+START_TEST(small_fiber_stack)
+{
+	const char *t;
+	ss_task *f;
+
+	report_to_log("50");
+	setenv("SMOLSCALE_FIBER_STACK", "16K", 1);
+	ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+	ck_assert_ptr_nonnull(f = ss_go(small_fiber, NULL));
+	t = log_text("smolscale: stall: worker", 5000);
+	sleep_ms(100);
+	ck_assert_int_eq(write(pipefd[1], "x", 1), 1);
+	ck_assert_int_eq(ss_join(f, NULL), 0);
+	t = log_text("diag_blocked_in_read", 1000);
+	ck_assert_msg(strstr(t, "smolscale: stall: worker "), "no report: '%s'", t);
+	if (!tsan_blocked_no_stack(t))
+		ck_assert_msg(strstr(t, "deep_then_block"), "frames not named: '%s'", t);
+}
+END_TEST
+
+static atomic_int eintr_seen;
+
+static void *sleeper_task(void *arg)
+{
+	struct timespec ts = { 0, 300 * 1000 * 1000 };
+
+	(void)arg;
+	if (nanosleep(&ts, NULL) != 0 && errno == EINTR)
+		atomic_fetch_add(&eintr_seen, 1);
+	return NULL;
+}
+
+/* Twenty tasks stalled the same way: one is signalled (its sleep ends
+ * early with EINTR), the others are counted at its site without one. */
+START_TEST(known_site_not_signalled)
+{
+	enum { N = 20 };
+	ss_task *t[N];
+	struct ss_stats s;
+
+	report_to_log("50");
+	setenv("SMOLSCALE_THREADS", "2", 1);
+	for (int i = 0; i < N; i++)
+		ck_assert_ptr_nonnull(t[i] = ss_spawn(sleeper_task, NULL));
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(ss_join(t[i], NULL), 0);
+	ck_assert_int_eq(ss_stats(&s), 0);
+	ck_assert_uint_eq(s.stalls, N);
+	ck_assert_msg(atomic_load(&eintr_seen) <= 1, "%d sleeps interrupted",
+		      atomic_load(&eintr_seen));
+}
+END_TEST
+
 /* The same stack twice: one report, two stalls counted at one site. */
 START_TEST(same_stack_reported_once)
 {
@@ -336,6 +410,8 @@ int main(void)
 	tcase_add_test(tc, computing_task_named);
 	tcase_add_test(tc, blocked_fiber_named);
 	tcase_add_test(tc, same_stack_reported_once);
+	tcase_add_test(tc, small_fiber_stack);
+	tcase_add_test(tc, known_site_not_signalled);
 	tcase_add_test(tc, counted_not_reported);
 	tcase_add_test(tc, program_owns_sigurg);
 	tcase_add_test(tc, log_unopenable);

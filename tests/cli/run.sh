@@ -385,6 +385,12 @@ check "stats of no process: says so" err_has "^smolscale: process 4194304 does n
 if [ -n "$san" ]; then
 	skip "sanitizer build: stats of a live process needs the real library"
 else
+	# The stats signal is the library's from the start: before any pool,
+	# a signal that would end the process is caught.
+	t "$ss" run -- env SMOLSCALE_STATS_SIGNAL=USR2 sh -c 'kill -USR2 $$; echo alive'
+	check "SMOLSCALE_STATS_SIGNAL before the pool starts: not fatal" out_is alive
+	t "$ss" run -- sh -c 'trap "" USR2; SMOLSCALE_STATS_SIGNAL=USR2 sh -c "kill -USR2 \$\$; echo ignored"'
+	check "SMOLSCALE_STATS_SIGNAL: an ignored signal stays ignored" out_is ignored
 	# A live process under the library: 20 rerouted threads, then it
 	# waits for its stdin (a FIFO held open here) to end.
 	fifo=$work/stdin
