@@ -82,7 +82,8 @@ static struct {
 
 static bool load_ffi(void)
 {
-	void *h = dlopen("libffi.so.8", RTLD_LAZY | RTLD_LOCAL);
+	void *h = ss__dlopen_next ? ss__dlopen_next("libffi.so.8", RTLD_LAZY | RTLD_LOCAL)
+	                          : dlopen("libffi.so.8", RTLD_LAZY | RTLD_LOCAL);
 	static const char *const s[4] = { "ffi_type_sint8", "ffi_type_sint16",
 	                                  "ffi_type_sint32", "ffi_type_sint64" };
 	static const char *const u[4] = { "ffi_type_uint8", "ffi_type_uint16",
@@ -132,8 +133,8 @@ static ffi_type *ffi_of(const struct ss_ps_type *t)
 
 /* ------------------------------------------------------------ hooks */
 
-/* One described function.  Made once and kept forever: a closure may be
- * called at any time after its slot was written (RESEARCH.md 5.4). */
+/* One described function.  Made at start-up, then read-only but for its
+ * list of bindings. */
 struct hook {
 	struct ss_ps_decl d;
 	char where[300];           /* "FILE:LINE" for messages */
@@ -141,18 +142,36 @@ struct hook {
 	ffi_type *at[SS_PS_MAXPARAMS];
 	ffi_cif fn_cif;            /* submit: the work function's */
 	ffi_type *fn_at[1];
-	void *code;                /* the closure's entry: what slots hold */
-	/* The real function: set (release) under patch_lock before the
-	 * first slot points at code; read acquire by the handler. */
-	_Atomic(void *) real;
-	_Atomic unsigned slots;    /* GOT entries rewritten */
-	bool said;                 /* a "not found" note was given */
+	/* submit: fn(arg) is called directly, without libffi, when its
+	 * argument is pointer-sized and passed like one (x86-64, aarch64:
+	 * an integer register; its result, if any, is ignored). */
+	bool direct;
+	/* Its bindings, newest first: pushed under patch_lock (release),
+	 * walked lock-free (acquire). */
+	_Atomic(struct binding *) bindings;
 	struct hook *next;
 };
 
-static struct hook *hooks;     /* written at init only, then read-only */
+/*
+ * One closure for one definition of a hook's function: slots bound to
+ * that definition get this closure, whose handler calls the definition
+ * as the real function.  A library unloaded and loaded again elsewhere,
+ * or two libraries that define the name, each get a binding of their
+ * own.  Never freed: a thread may have read a slot just before it changed
+ * (RESEARCH.md 5.2, 5.4).
+ */
+struct binding {
+	struct hook *h;
+	void (*real)(void);
+	void *code;                /* the closure's entry: what slots hold */
+	_Atomic unsigned slots;    /* GOT entries rewritten to it */
+	struct binding *next;
+};
+
+static struct hook *hooks;     /* written at init only */
 static unsigned nhooks;
 static pthread_mutex_t patch_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int rescan;     /* a patch pass is wanted (see patch_all) */
 
 static _Atomic uint64_t n_passed; /* submits left to the real pool */
 
@@ -170,8 +189,12 @@ void *(*ss__dlopen_next)(const char *, int);
  * nothing is pending and no finisher is inside (busy == 0).
  */
 struct track {
-	uint64_t key;
-	bool live;                  /* under track_lock */
+	/* Written under track_lock; read without it by a submitter's cache
+	 * check (relaxed: a stale match only costs the slow path, and a
+	 * pool destroyed while work is still submitted to it is the
+	 * program's own use-after-free). */
+	_Atomic uint64_t key;
+	_Atomic bool live;
 	_Atomic uint64_t pending;   /* tasks spawned and not yet finished */
 	_Atomic uint32_t word;      /* futex: bumped when pending hits 0 */
 	_Atomic uint32_t busy;      /* finishers between their two steps */
@@ -188,6 +211,12 @@ static struct track *track_get(uint64_t key, bool create)
 	unsigned b = (unsigned)((key * 0x9e3779b97f4a7c15ull) >> 56);
 	struct track *t, *dead = NULL;
 
+	/* Submits to one pool come in runs: each thread remembers the
+	 * last record it used, and checks it without the lock. */
+	static __thread struct track *last;
+	if (last && atomic_load_explicit(&last->live, memory_order_relaxed) &&
+	    atomic_load_explicit(&last->key, memory_order_relaxed) == key)
+		return last;
 	pthread_mutex_lock(&track_lock);
 	for (t = buckets[b]; t; t = t->next) {
 		if (t->live && t->key == key)
@@ -208,6 +237,8 @@ static struct track *track_get(uint64_t key, bool create)
 		}
 	}
 	pthread_mutex_unlock(&track_lock);
+	if (t)
+		last = t;
 	return t;
 }
 
@@ -267,7 +298,12 @@ static void *run_item(void *p)
 	void *av[1] = { it->arg };
 
 	ss__set_entry((void *)it->fn);
-	ffi.call(&it->h->fn_cif, it->fn, rv, av);
+	if (it->h->direct) {
+		void *a;
+		memcpy(&a, it->arg, sizeof a);
+		((void (*)(void *))it->fn)(a);
+	} else
+		ffi.call(&it->h->fn_cif, it->fn, rv, av);
 	free(it);
 	atomic_fetch_add_explicit(&t->items, 1, memory_order_relaxed);
 	track_done(t);
@@ -302,13 +338,16 @@ static void set_ret(const struct hook *h, void *ret)
 static bool submit(struct hook *h, void *ret, void **args)
 {
 	void (*fn)(void) = *(void (**)(void))args[h->d.fn];
+	uint64_t key = pool_key(h, args);
 	struct item *it;
 	struct ss_task *task;
 	struct track *t;
 
-	if (!fn || ss__start() != 0 || !(it = malloc(sizeof *it)))
+	/* A NULL pool is the real function's to refuse, as it does. */
+	if (!fn || (!key && h->d.params[h->d.pool].type.kind == SS_PS_PTR) ||
+	    ss__start() != 0 || !(it = malloc(sizeof *it)))
 		return false;
-	if (!(t = track_get(pool_key(h, args), true))) {
+	if (!(t = track_get(key, true))) {
 		free(it);
 		return false;
 	}
@@ -330,8 +369,8 @@ static bool submit(struct hook *h, void *ret, void **args)
 
 static void handler(ffi_cif *cif, void *ret, void **args, void *ud)
 {
-	struct hook *h = ud;
-	void (*real)(void) = atomic_load_explicit(&h->real, memory_order_acquire);
+	struct binding *b = ud;
+	struct hook *h = b->h;
 
 	(void)cif;
 	switch (h->d.role) {
@@ -348,7 +387,7 @@ static void handler(ffi_cif *cif, void *ret, void **args, void *ud)
 		track_forget(pool_key(h, args));
 		break;
 	}
-	ffi.call(&h->cif, real, ret, args);
+	ffi.call(&h->cif, b->real, ret, args);
 }
 
 /* ------------------------------------------------------------ the file */
@@ -384,8 +423,6 @@ static struct hook *find_hook(const char *sym)
 static bool make_hook(const struct ss_ps_decl *d, const char *where)
 {
 	struct hook *h;
-	ffi_closure *cl;
-	void *code;
 
 	if (find_hook(d->symbol)) {
 		note("smolscale: %s: %s is described twice; this line is skipped",
@@ -407,17 +444,13 @@ static bool make_hook(const struct ss_ps_decl *d, const char *where)
 		if (ffi.prep_cif(&h->fn_cif, FFI_DEFAULT_ABI, 1, ffi_of(&sig->ret),
 		                 h->fn_at) != FFI_OK)
 			goto bad;
+#if defined(__x86_64__) || defined(__aarch64__)
+		h->direct = sizeof(void *) == 8 && sig->params[0].size == 8 &&
+		            (sig->params[0].kind == SS_PS_PTR ||
+		             sig->params[0].kind == SS_PS_SINT ||
+		             sig->params[0].kind == SS_PS_UINT);
+#endif
 	}
-	cl = ffi.closure_alloc(sizeof(ffi_closure), &code);
-	if (!cl) {
-		note("smolscale: %s: libffi cannot allocate a closure for %s (executable memory refused?); it is left alone",
-		     where, d->symbol);
-		free(h);
-		return false;
-	}
-	if (ffi.prep_closure_loc(cl, &h->cif, handler, h, code) != FFI_OK)
-		goto bad; /* the closure is leaked: it was never reachable */
-	h->code = code;
 	h->next = hooks;
 	hooks = h;
 	nhooks++;
@@ -426,6 +459,44 @@ bad:
 	note("smolscale: %s: libffi cannot build a call for %s; it is left alone",
 	     where, d->symbol);
 	free(h);
+	return false;
+}
+
+/* The binding of h for the definition real, made if new (under
+ * patch_lock, outside the loader's locks); NULL if libffi cannot. */
+static struct binding *binding_for(struct hook *h, void (*real)(void))
+{
+	struct binding *b;
+	ffi_closure *cl;
+	void *code;
+
+	for (b = atomic_load(&h->bindings); b; b = b->next)
+		if (b->real == real)
+			return b;
+	if (!(b = calloc(1, sizeof *b)))
+		return NULL;
+	cl = ffi.closure_alloc(sizeof(ffi_closure), &code);
+	if (!cl || ffi.prep_closure_loc(cl, &h->cif, handler, b, code) != FFI_OK) {
+		note("smolscale: %s: libffi cannot make a closure for %s (executable memory refused?); it is left alone",
+		     h->where, h->d.symbol);
+		free(b); /* a closure never reachable is leaked, not freed */
+		return NULL;
+	}
+	b->h = h;
+	b->real = real;
+	b->code = code;
+	b->next = atomic_load(&h->bindings);
+	atomic_store_explicit(&h->bindings, b, memory_order_release);
+	return b;
+}
+
+static bool is_ours(struct hook *h, const void *p)
+{
+	for (struct binding *b = atomic_load_explicit(&h->bindings,
+	                                              memory_order_acquire);
+	     b; b = b->next)
+		if (b->code == p)
+			return true;
 	return false;
 }
 
@@ -440,7 +511,8 @@ static void parse_file(const char *path)
 
 	if (!types)
 		return;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO must not hang the program's start-up. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
 	    st.st_size > MAX_FILE || !(buf = malloc((size_t)st.st_size + 1))) {
 		note("smolscale: SMOLSCALE_POOLS: %s: %s; no pool is rerouted from it",
@@ -488,17 +560,39 @@ out:
 
 /* ------------------------------------------------------------ patching */
 
+/*
+ * A pass runs in three steps, so that no loader function is ever called
+ * while the loader's own lock is held by us, and no slot is touched
+ * outside it:
+ *   1. inside dl_iterate_phdr (which holds the loader's list lock, so no
+ *      object it visits can be unmapped meanwhile): collect each GOT slot
+ *      of a described symbol, with its object and its current value;
+ *   2. outside: find what each slot binds to (dladdr, dlsym on the slot's
+ *      own object: the loader's locks, taken in the loader's order) and
+ *      make the bindings' closures;
+ *   3. inside dl_iterate_phdr again: rewrite each slot whose object is
+ *      still there and whose value has not changed.
+ * Passes are serialized by patch_lock, taken with trylock: a dlopen from
+ * a library's constructor runs while the loader's lock is held, and must
+ * not wait for a pass that waits for that lock.  It asks for a pass
+ * (rescan) and the pass in progress makes it before letting go.
+ */
 struct cand {
-	void **slot;
 	struct hook *h;
+	uintptr_t base;            /* the object's load bias */
+	const char *obj;           /* its name ("" for the executable) */
+	uintptr_t off;             /* the slot's offset from base */
+	void *cur;                 /* the slot's value at step 1 */
 	uintptr_t relro_lo, relro_hi;
-	bool in_exe;
+	struct binding *b;         /* step 2's verdict; NULL: leave it */
 };
 
 struct scan {
 	struct cand *v;
 	size_t n, cap;
 	const void *self;
+	bool failed;               /* out of memory: the pass is void */
+	unsigned long long adds;   /* the loader's load count, seen */
 };
 
 static bool skip_object(const struct dl_phdr_info *info, const void *self)
@@ -512,30 +606,35 @@ static bool skip_object(const struct dl_phdr_info *info, const void *self)
 	       strstr(n, "/ld-linux") || strstr(n, "/ld64.so");
 }
 
-static int scan_object(struct dl_phdr_info *info, size_t size, void *arg)
+/* The slots of one object, as (offset, hook, relro range) to visit. */
+typedef void (*slot_fn)(struct scan *, const struct dl_phdr_info *,
+                        struct hook *, uintptr_t off, uintptr_t lo,
+                        uintptr_t hi);
+
+static void each_slot(struct scan *sc, const struct dl_phdr_info *info,
+                      slot_fn fn)
 {
-	struct scan *sc = arg;
 	const ElfW(Dyn) *dyn = NULL;
 	uintptr_t base = info->dlpi_addr, relro_lo = 0, relro_hi = 0;
 	uintptr_t symtab = 0, strtab = 0, jmprel = 0, rela = 0;
 	size_t strsz = 0, pltsz = 0, relasz = 0, relaent = sizeof(ElfW(Rela));
 	long pltrel = DT_RELA;
-	long page = sysconf(_SC_PAGESIZE);
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
 
-	(void)size;
-	if (skip_object(info, sc->self))
-		return 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		if (ph->p_type == PT_DYNAMIC)
 			dyn = (const ElfW(Dyn) *)(base + ph->p_vaddr);
 		else if (ph->p_type == PT_GNU_RELRO) {
-			relro_lo = (base + ph->p_vaddr) & ~(uintptr_t)(page - 1);
-			relro_hi = base + ph->p_vaddr + ph->p_memsz;
+			/* What the loader made read-only: whole pages only,
+			 * the partial last page stays writable (glibc's
+			 * _dl_protect_relro rounds both ends down). */
+			relro_lo = (base + ph->p_vaddr) & ~(page - 1);
+			relro_hi = (base + ph->p_vaddr + ph->p_memsz) & ~(page - 1);
 		}
 	}
 	if (!dyn)
-		return 0;
+		return;
 	for (; dyn->d_tag != DT_NULL; dyn++) {
 		/* The loader relocates these in place on x86-64 and aarch64;
 		 * an unrelocated one lies below the base. */
@@ -553,8 +652,9 @@ static int scan_object(struct dl_phdr_info *info, size_t size, void *arg)
 		case DT_RELAENT: relaent = dyn->d_un.d_val; break;
 		}
 	}
+	/* x86-64 and aarch64 use RELA only. */
 	if (!symtab || !strtab || relaent != sizeof(ElfW(Rela)))
-		return 0;
+		return;
 	for (int pass = 0; pass < 2; pass++) {
 		const ElfW(Rela) *r = (const ElfW(Rela) *)(pass ? rela : jmprel);
 		size_t n = (pass ? relasz : pltsz) / sizeof(ElfW(Rela));
@@ -571,242 +671,260 @@ static int scan_object(struct dl_phdr_info *info, size_t size, void *arg)
 			if (sym->st_name >= strsz ||
 			    !(h = find_hook((const char *)strtab + sym->st_name)))
 				continue;
-			if (sc->n == sc->cap) {
-				size_t cap = sc->cap ? sc->cap * 2 : 16;
-				struct cand *v = realloc(sc->v, cap * sizeof *v);
-				if (!v)
-					return 1;
-				sc->v = v;
-				sc->cap = cap;
-			}
-			sc->v[sc->n++] = (struct cand){
-				(void **)(base + r[i].r_offset), h, relro_lo, relro_hi,
-				!info->dlpi_name || !info->dlpi_name[0],
-			};
+			fn(sc, info, h, r[i].r_offset, relro_lo, relro_hi);
 		}
+	}
+}
+
+static void collect_slot(struct scan *sc, const struct dl_phdr_info *info,
+                         struct hook *h, uintptr_t off, uintptr_t lo,
+                         uintptr_t hi)
+{
+	void *cur = __atomic_load_n((void **)(info->dlpi_addr + off),
+	                            __ATOMIC_ACQUIRE);
+	char *obj;
+
+	if (sc->failed || !cur || is_ours(h, cur))
+		return; /* unresolved weak (NULL): natively never called */
+	if (sc->n == sc->cap) {
+		size_t cap = sc->cap ? sc->cap * 2 : 16;
+		struct cand *v = realloc(sc->v, cap * sizeof *v);
+		if (!v) {
+			sc->failed = true;
+			return;
+		}
+		sc->v = v;
+		sc->cap = cap;
+	}
+	if (!(obj = strdup(info->dlpi_name ? info->dlpi_name : ""))) {
+		sc->failed = true;
+		return;
+	}
+	sc->v[sc->n++] = (struct cand){ h, info->dlpi_addr, obj, off, cur,
+	                                lo, hi, NULL };
+}
+
+static int collect(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct scan *sc = arg;
+
+	(void)size;
+	sc->adds = info->dlpi_adds;
+	if (!skip_object(info, sc->self))
+		each_slot(sc, info, collect_slot);
+	return 0;
+}
+
+/* Is p the start of a defined function (not a PLT stub: a lazy slot's
+ * own, or an undefined symbol's canonical one in a non-PIE executable)?
+ * The name may be an alias's. */
+static bool is_definition(void *p)
+{
+	const ElfW(Sym) *sym = NULL;
+	Dl_info di;
+
+	return p && dladdr1(p, &di, (void **)&sym, RTLD_DL_SYMENT) && sym &&
+	       sym->st_shndx != SHN_UNDEF && di.dli_saddr == p;
+}
+
+/* What an unbound (lazy) slot of object obj will bind to: its lookup
+ * scope, i.e. the global scope, then the object's own dependencies (for
+ * a library loaded RTLD_LOCAL).  No further: a weak reference the loader
+ * would not bind must not be bound here. */
+static void *lazy_target(const char *obj, const char *name)
+{
+	void *p = dlsym(RTLD_DEFAULT, name), *h;
+
+	if (is_definition(p))
+		return p;
+	if (!obj[0] || !(h = ss__dlopen_next(obj, RTLD_LAZY | RTLD_NOLOAD)))
+		return NULL;
+	p = dlsym(h, name);
+	dlclose(h);
+	return is_definition(p) ? p : NULL;
+}
+
+static void decide(struct cand *c)
+{
+	void *target = c->cur;
+
+	/* Not yet bound (lazy binding): the PLT's own stub. */
+	if (!is_definition(target) &&
+	    !(target = lazy_target(c->obj, c->h->d.symbol)))
+		return;
+	c->b = binding_for(c->h, (void (*)(void))target);
+}
+
+static bool write_slot(void **slot, uintptr_t lo, uintptr_t hi, void *code)
+{
+	uintptr_t a = (uintptr_t)slot, page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t pg = a & ~(page - 1);
+	bool relro = a >= lo && a < hi;
+
+	/* Full RELRO: read-only after relocation; made writable for the one
+	 * store and read-only again (plthook's way, RESEARCH.md 5.1). */
+	if (relro && mprotect((void *)pg, page, PROT_READ | PROT_WRITE))
+		return false;
+	__atomic_store_n(slot, code, __ATOMIC_RELEASE);
+	if (relro)
+		mprotect((void *)pg, page, PROT_READ);
+	return true;
+}
+
+static int apply(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct scan *sc = arg;
+	const char *name = info->dlpi_name ? info->dlpi_name : "";
+
+	(void)size;
+	for (size_t i = 0; i < sc->n; i++) {
+		struct cand *c = &sc->v[i];
+		void **slot = (void **)(c->base + c->off);
+		if (!c->b || c->base != info->dlpi_addr || strcmp(c->obj, name))
+			continue;
+		/* The same object still (visited now, under the loader's
+		 * list lock), and the slot as decided on. */
+		if (__atomic_load_n(slot, __ATOMIC_ACQUIRE) != c->cur &&
+		    __atomic_load_n(slot, __ATOMIC_ACQUIRE) != (void *)c->b->real)
+			continue;
+		if (write_slot(slot, c->relro_lo, c->relro_hi, c->b->code))
+			atomic_fetch_add(&c->b->slots, 1);
 	}
 	return 0;
 }
 
-/* The definition that name binds to, for a slot not yet bound (lazy
- * binding): the global scope first, then each loaded object's own scope
- * (a library loaded RTLD_LOCAL). */
-static void *find_definition(const char *name)
-{
-	void *p = dlsym(RTLD_DEFAULT, name);
-	struct link_map *lm = NULL;
-	void *main_h = dlopen(NULL, RTLD_LAZY | RTLD_NOLOAD);
+static unsigned long long last_adds;
 
-	if (p || !main_h || dlinfo(main_h, RTLD_DI_LINKMAP, &lm) != 0)
-		return p;
-	for (; lm && !p; lm = lm->l_next) {
-		void *h;
-		if (!lm->l_name || !lm->l_name[0])
-			continue;
-		if ((h = dlopen(lm->l_name, RTLD_LAZY | RTLD_NOLOAD))) {
-			p = dlsym(h, name);
-			dlclose(h);
-		}
-	}
-	return p;
-}
-
-/* What a GOT slot of h leads to: the function it holds, or, where the
- * slot still points at the PLT's lazy resolver, the definition. */
-static void *slot_target(struct hook *h, void *cur)
-{
-	Dl_info di;
-
-	if (dladdr(cur, &di) && di.dli_sname && di.dli_saddr == cur &&
-	    strcmp(di.dli_sname, h->d.symbol) == 0)
-		return cur;
-	return find_definition(h->d.symbol);
-}
-
-static bool write_slot(const struct cand *c, void *code)
-{
-	uintptr_t a = (uintptr_t)c->slot;
-	long page = sysconf(_SC_PAGESIZE);
-	uintptr_t pg = a & ~(uintptr_t)(page - 1);
-	bool relro = a >= c->relro_lo && a < c->relro_hi;
-
-	/* Full RELRO: read-only after relocation; made writable for the one
-	 * store and read-only again (plthook's way, RESEARCH.md 5.1). */
-	if (relro && mprotect((void *)pg, (size_t)page, PROT_READ | PROT_WRITE))
-		return false;
-	__atomic_store_n(c->slot, code, __ATOMIC_RELEASE);
-	if (relro)
-		mprotect((void *)pg, (size_t)page, PROT_READ);
-	return true;
-}
-
-/* Rewrite every slot of every described symbol in every loaded object
- * that does not hold its hook yet.  Serialized: dlopen in two threads. */
-static void patch_all(void)
+static void patch_once(void)
 {
 	struct scan sc = { 0 };
 	Dl_info self;
 
-	if (!dladdr((void *)patch_all, &self))
+	if (!dladdr((void *)patch_once, &self))
 		return;
 	sc.self = self.dli_fbase;
-	pthread_mutex_lock(&patch_lock);
-	/* Collect first: dlsym and dladdr must not run inside
-	 * dl_iterate_phdr (its lock, then the loader's: the reverse of a
-	 * concurrent dlopen's order). */
-	dl_iterate_phdr(scan_object, &sc);
-	for (size_t i = 0; i < sc.n; i++) {
-		struct cand *c = &sc.v[i];
-		struct hook *h = c->h;
-		void *cur = __atomic_load_n(c->slot, __ATOMIC_ACQUIRE), *target;
-		void *real = atomic_load(&h->real);
-
-		if (cur == h->code)
-			continue;
-		if (!(target = slot_target(h, cur))) {
-			continue;
-		}
-		if (!real) {
-			atomic_store_explicit(&h->real, target, memory_order_release);
-		} else if (real != target) {
-			if (!h->said)
-				note("smolscale: %s: %s has two definitions in this process; the calls bound to the second are left alone",
-				     h->where, h->d.symbol);
-			h->said = true;
-			continue;
-		}
-		if (write_slot(c, h->code))
-			atomic_fetch_add(&h->slots, 1);
+	dl_iterate_phdr(collect, &sc);
+	if (!sc.failed && sc.adds != last_adds) {
+		for (size_t i = 0; i < sc.n; i++)
+			decide(&sc.v[i]);
+		dl_iterate_phdr(apply, &sc);
+		last_adds = sc.adds;
 	}
-	pthread_mutex_unlock(&patch_lock);
+	for (size_t i = 0; i < sc.n; i++)
+		free((void *)sc.v[i].obj);
 	free(sc.v);
+}
+
+/* Rewrite the described symbols' slots in every loaded object that does
+ * not hold a binding yet; only when objects were loaded since the last
+ * pass. */
+static void patch_all(void)
+{
+	atomic_store(&rescan, 1);
+	while (atomic_load(&rescan)) {
+		if (pthread_mutex_trylock(&patch_lock) != 0)
+			return; /* its holder makes the pass asked for */
+		while (atomic_exchange(&rescan, 0))
+			patch_once();
+		pthread_mutex_unlock(&patch_lock);
+	}
 }
 
 /* ------------------------------------------------------------ dlopen */
 
-/* The caller's link map (whose RUNPATH and $ORIGIN glibc would use). */
-static struct link_map *caller_map(void *caller)
+/* Is path a loadable ELF object of this process's class and machine?
+ * (The loader skips others in a search path and goes on.) */
+static bool right_elf(const char *path)
 {
-	struct link_map *lm = NULL;
-	Dl_info di;
+	ElfW(Ehdr) eh;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	bool ok;
 
-	if (!caller || !dladdr1(caller, &di, (void **)&lm, RTLD_DL_LINKMAP))
-		return NULL;
-	return lm;
-}
-
-static bool origin_of(struct link_map *lm, char *dir, size_t len)
-{
-	const char *n = lm->l_name && lm->l_name[0] ? lm->l_name : NULL;
-	char exe[PATH_MAX];
-
-	if (!n) {
-		ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-		if (k <= 0)
-			return false;
-		exe[k] = '\0';
-		n = exe;
-	}
-	const char *slash = strrchr(n, '/');
-	if (!slash || (size_t)(slash - n) >= len)
+	if (fd < 0)
 		return false;
-	memcpy(dir, n, (size_t)(slash - n));
-	dir[slash - n] = '\0';
-	return true;
-}
-
-/* Expand $ORIGIN (or ${ORIGIN}) in s into out; false for any other
- * dynamic string token, which is left to the loader. */
-static bool expand(const char *s, size_t n, const char *origin, char *out,
-                   size_t len)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n;) {
-		size_t skip = 0;
-		if (s[i] == '$') {
-			if (n - i >= 7 && strncmp(s + i, "$ORIGIN", 7) == 0)
-				skip = 7;
-			else if (n - i >= 9 && strncmp(s + i, "${ORIGIN}", 9) == 0)
-				skip = 9;
-			else
-				return false;
-			size_t k = strlen(origin);
-			if (o + k >= len)
-				return false;
-			memcpy(out + o, origin, k);
-			o += k;
-			i += skip;
-			continue;
-		}
-		if (o + 1 >= len)
-			return false;
-		out[o++] = s[i++];
-	}
-	out[o] = '\0';
-	return true;
-}
-
-static bool try_dirs(const char *list, const char *origin, const char *file,
-                     char *path, size_t len)
-{
-	for (const char *p = list; p && *p;) {
-		size_t n = strcspn(p, ":");
-		char dir[PATH_MAX];
-		if (n && origin && expand(p, n, origin, dir, sizeof dir) &&
-		    (size_t)snprintf(path, len, "%s/%s", dir, file) < len &&
-		    access(path, R_OK) == 0)
-			return true;
-		p += n + (p[n] == ':');
-	}
-	return false;
+	ok = read(fd, &eh, sizeof eh) == (ssize_t)sizeof eh &&
+	     memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
+	     eh.e_ident[EI_CLASS] == (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32);
+#if defined(__x86_64__)
+	ok = ok && eh.e_machine == EM_X86_64;
+#elif defined(__aarch64__)
+	ok = ok && eh.e_machine == EM_AARCH64;
+#endif
+	close(fd);
+	return ok;
 }
 
 /*
  * Our dlopen is the caller as far as glibc can tell, so the caller's own
- * search path must be applied here: $ORIGIN in the name, and for a bare
- * name the caller's DT_RPATH (before LD_LIBRARY_PATH) or DT_RUNPATH
- * (after it) -- glibc's order (elf/dl-load.c _dl_map_object).  The main
- * executable's DT_RPATH glibc applies for any caller.  Returns whether
- * `path` holds the file to open instead of `file`.
+ * search path must be applied here.  glibc says what it is: dlinfo
+ * RTLD_DI_SERINFO on the caller's handle lists the directories the
+ * loader searches for that object's dependencies, in order (its and its
+ * loaders' DT_RPATH, LD_LIBRARY_PATH, its DT_RUNPATH, then the system's),
+ * dynamic string tokens expanded.  The first that holds a loadable `file`
+ * wins, as in the loader, but only up to the system directories: those,
+ * with ld.so.cache, are the real dlopen's own search.  $ORIGIN in a name
+ * with a slash is the caller's directory.  Returns whether `path` holds
+ * the file to open instead of `file`.
  */
 static bool like_caller(const char *file, void *caller, char *path, size_t len)
 {
-	struct link_map *lm;
-	const ElfW(Dyn) *d;
-	const char *strtab = NULL, *rpath = NULL, *runpath = NULL;
-	uintptr_t rp = 0, rup = 0;
-	char origin[PATH_MAX];
+	struct link_map *lm = NULL;
+	Dl_serinfo size, *si = NULL;
+	Dl_info di;
 	void *h;
+	bool found = false;
 
-	if (!file || getauxval(AT_SECURE) || !(lm = caller_map(caller)) ||
-	    !origin_of(lm, origin, sizeof origin))
+	Dl_info self;
+
+	if (!file || getauxval(AT_SECURE) || !caller ||
+	    !dladdr1(caller, &di, (void **)&lm, RTLD_DL_LINKMAP) || !lm ||
+	    !dladdr((void *)like_caller, &self) || di.dli_fbase == self.dli_fbase)
 		return false;
-	if (strchr(file, '/'))
-		return strstr(file, "$ORIGIN") &&
-		       expand(file, strlen(file), origin, path, len);
-	for (d = lm->l_ld; d && d->d_tag != DT_NULL; d++) {
-		if (d->d_tag == DT_STRTAB)
-			strtab = (const char *)d->d_un.d_ptr;
-		else if (d->d_tag == DT_RPATH)
-			rp = d->d_un.d_val + 1;
-		else if (d->d_tag == DT_RUNPATH)
-			rup = d->d_un.d_val + 1;
+	if (strchr(file, '/')) {
+		/* $ORIGIN in a path: the caller's directory. */
+		const char *o = strstr(file, "$ORIGIN");
+		char exe[PATH_MAX];
+		const char *n = lm->l_name && lm->l_name[0] ? lm->l_name : NULL;
+		if (!o || o != file)
+			return false;
+		if (!n) {
+			ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+			if (k <= 0)
+				return false;
+			exe[k] = '\0';
+			n = exe;
+		}
+		const char *slash = strrchr(n, '/');
+		return slash &&
+		       (size_t)snprintf(path, len, "%.*s%s", (int)(slash - n), n,
+		                        file + 7) < len;
 	}
-	if (!strtab || (!rp && !rup))
-		return false;
-	rpath = rp ? strtab + rp - 1 : NULL;
-	runpath = rup ? strtab + rup - 1 : NULL;
 	/* Already loaded under that name: the loader finds it first. */
 	if ((h = ss__dlopen_next(file, RTLD_LAZY | RTLD_NOLOAD))) {
 		dlclose(h);
 		return false;
 	}
-	if (!runpath)
-		return try_dirs(rpath, origin, file, path, len);
-	if (try_dirs(getenv("LD_LIBRARY_PATH"), "", file, path, len))
-		return false; /* the loader finds it there too, first */
-	return try_dirs(runpath, origin, file, path, len);
+	h = lm->l_name && lm->l_name[0]
+	            ? ss__dlopen_next(lm->l_name, RTLD_LAZY | RTLD_NOLOAD)
+	            : ss__dlopen_next(NULL, RTLD_LAZY);
+	if (!h)
+		return false;
+	if (dlinfo(h, RTLD_DI_SERINFOSIZE, &size) == 0 &&
+	    (si = malloc(size.dls_size))) {
+		*si = size;
+		if (dlinfo(h, RTLD_DI_SERINFO, si) == 0)
+			for (unsigned i = 0; i < si->dls_cnt && !found; i++) {
+				const Dl_serpath *sp = &si->dls_serpath[i];
+				if (sp->dls_flags & (LA_SER_CONFIG | LA_SER_DEFAULT))
+					break;
+				found = (size_t)snprintf(path, len, "%s/%s",
+				                         sp->dls_name, file) < len &&
+				        right_elf(path);
+			}
+		free(si);
+	}
+	dlclose(h);
+	return found;
 }
 
 static void *pools_dlopen(const char *file, int mode, void *caller)
@@ -846,7 +964,8 @@ void ss__pools_stats(FILE *f)
 	if (!hooks)
 		return;
 	for (struct hook *h = hooks; h; h = h->next)
-		slots += atomic_load(&h->slots);
+		for (struct binding *b = atomic_load(&h->bindings); b; b = b->next)
+			slots += atomic_load(&b->slots);
 	pthread_mutex_lock(&track_lock);
 	for (unsigned b = 0; b < NBUCKETS; b++)
 		for (struct track *t = buckets[b]; t; t = t->next)
@@ -864,7 +983,10 @@ static void report_unpatched(void)
 	bool tried = false;
 
 	for (struct hook *h = hooks; h; h = h->next) {
-		if (atomic_load(&h->slots))
+		bool any = false;
+		for (struct binding *b = atomic_load(&h->bindings); b; b = b->next)
+			any |= atomic_load(&b->slots) > 0;
+		if (any)
 			continue;
 		if (!tried) {
 			exe = ss__elf_open("/proc/self/exe");
