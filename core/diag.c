@@ -419,9 +419,12 @@ static struct ss_statreg *region_map(void)
 		fd = -1;
 	} else if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= 256) {
 		/* Out of the way of a program that expects its next open()
-		 * to return the lowest numbers. */
+		 * to return the lowest numbers, but not far: the kernel's
+		 * table grows to the highest descriptor, and every fork()
+		 * copies it (a descriptor at 65472 made each fork copy half
+		 * a megabyte). */
 		hi = fcntl(fd, F_DUPFD_CLOEXEC,
-		           (int)((rl.rlim_cur > 65536 ? 65536 : rl.rlim_cur) - 64));
+		           (int)((rl.rlim_cur > 1024 ? 1024 : rl.rlim_cur) - 64));
 		if (hi >= 0) {
 			close(fd);
 			fd = hi;
