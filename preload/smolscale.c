@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "statreg.h"
 
 #ifndef SS_PRELOAD_LIBDIR
@@ -109,17 +110,6 @@ static const char usage_text[] =
 "give; 2 usage error; 125 smolscale failed; 126 COMMAND cannot be\n"
 "executed; 127 COMMAND not found.  See smolscale(1).\n";
 
-struct opts {
-	bool ab;
-	bool pthread;
-	bool no_gthreadpool;
-	long threads;		/* 0: leave SMOLSCALE_THREADS alone */
-	long runs, warmup;
-	const char *plot;
-	bool count;
-	char **cmd;
-};
-
 /* One timed run. */
 struct run {
 	double wall, user, sys;		/* seconds */
@@ -132,8 +122,7 @@ struct run {
 
 static _Noreturn void die(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-static _Noreturn void usage_error(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+static _Noreturn void usage_error(char *msg);
 
 static _Noreturn void die(int code, const char *fmt, ...)
 {
@@ -147,14 +136,12 @@ static _Noreturn void die(int code, const char *fmt, ...)
 	exit(code);
 }
 
-static _Noreturn void usage_error(const char *fmt, ...)
+/* A usage error: MSG (ss_args_parse's, freed here), exit status 2. */
+static _Noreturn void usage_error(char *msg)
 {
-	va_list ap;
-
 	fputs("smolscale: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
+	fputs(msg, stderr);
+	free(msg);
 	fputs(" (try 'smolscale --help')\n", stderr);
 	exit(2);
 }
@@ -166,109 +153,6 @@ static void *xmalloc(size_t n)
 	if (!p)
 		die(EXIT_SELF, "out of memory");
 	return p;
-}
-
-/* A decimal number from lo to hi, digits only; -1 when it is not one. */
-static long parse_number(const char *s, long lo, long hi)
-{
-	long v = 0;
-
-	if (!*s)
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		v = v * 10 + (*s - '0');
-		if (v > hi)
-			return -1;
-	}
-	return v < lo ? -1 : v;
-}
-
-/*
- * The value of option NAME when argv[*i] is it ("--name V", "--name=V";
- * "-n V", "-nV" for a short one), advancing *i past it; NULL when
- * argv[*i] is another option.
- */
-static const char *option_value(int argc, char **argv, int *i, const char *name)
-{
-	const char *a = argv[*i];
-	size_t len = strlen(name);
-	bool is_long = name[1] == '-';
-
-	if (strncmp(a, name, len) != 0)
-		return NULL;
-	if (a[len] == '\0') {
-		if (*i + 1 >= argc)
-			usage_error("option '%s' needs a value", name);
-		*i += 2;
-		return argv[*i - 1];
-	}
-	if (is_long && a[len] != '=')
-		return NULL;
-	*i += 1;
-	return a + len + is_long;
-}
-
-static long number_value(const char *v, const char *name, long lo, long hi)
-{
-	long n = parse_number(v, lo, hi);
-
-	if (n < 0)
-		usage_error("bad value '%s' for %s: want a whole number from %ld to %ld",
-			    v, name, lo, hi);
-	return n;
-}
-
-/* The options of run or ab from argv[i] on, up to the command. */
-static void parse(int argc, char **argv, int i, struct opts *o)
-{
-	const char *sub = o->ab ? "ab" : "run";
-	const char *v;
-
-	while (i < argc) {
-		const char *a = argv[i];
-
-		if (strcmp(a, "--") == 0) {
-			i++;
-			break;
-		}
-		if (a[0] != '-' || a[1] == '\0')
-			break;
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			fputs(usage_text, stdout);
-			exit(0);
-		}
-		if (strcmp(a, "--pthread") == 0) {
-			o->pthread = true;
-			i++;
-		} else if (strcmp(a, "--no-gthreadpool") == 0) {
-			o->no_gthreadpool = true;
-			i++;
-		} else if ((v = option_value(argc, argv, &i, "--threads"))) {
-			o->threads = number_value(v, "--threads", 1, 4096);
-		} else if (o->ab && strcmp(a, "--no-count") == 0) {
-			o->count = false;
-			i++;
-		} else if (o->ab && ((v = option_value(argc, argv, &i, "-n")) ||
-				     (v = option_value(argc, argv, &i, "--runs")))) {
-			o->runs = number_value(v, "-n/--runs", 1, 1000);
-		} else if (o->ab && (v = option_value(argc, argv, &i, "--warmup"))) {
-			o->warmup = number_value(v, "--warmup", 0, 100);
-		} else if (o->ab && (v = option_value(argc, argv, &i, "--plot"))) {
-			const char *dot = strrchr(v, '.');
-
-			if (!dot || dot == v || dot[-1] == '/' ||
-			    (strcasecmp(dot, ".svg") != 0 && strcasecmp(dot, ".png") != 0))
-				usage_error("bad value '%s' for --plot: want a file name ending in .svg or .png", v);
-			o->plot = v;
-		} else {
-			usage_error("unknown option '%s' for '%s'", a, sub);
-		}
-	}
-	if (i >= argc)
-		usage_error("%s: no command given", sub);
-	o->cmd = argv + i;
 }
 
 /* PATH made absolute when it names a readable regular file, else NULL. */
@@ -1164,9 +1048,9 @@ static int open_region(long pid)
 	return fd;
 }
 
-static int cmd_stats(int argc, char **argv)
+static int cmd_stats(const struct opts *o)
 {
-	long pid = 0, timeout_ms = 2000;
+	long pid = o->pid, timeout_ms = o->timeout_ms;
 	struct ss_statreg *r;
 	struct stat st;
 	uint32_t want;
@@ -1174,23 +1058,6 @@ static int cmd_stats(int argc, char **argv)
 	char *text;
 	int fd;
 
-	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
-			timeout_ms = number_value(argv[++i], "--timeout", 1, 600000);
-		} else if (strncmp(argv[i], "--timeout=", 10) == 0) {
-			timeout_ms = number_value(argv[i] + 10, "--timeout", 1, 600000);
-		} else if (strcmp(argv[i], "-h") == 0 ||
-		           strcmp(argv[i], "--help") == 0) {
-			fputs(usage_text, stdout);
-			return 0;
-		} else if (argv[i][0] == '-' || pid) {
-			usage_error("stats: unexpected argument '%s'", argv[i]);
-		} else {
-			pid = number_value(argv[i], "PID", 1, 4194304);
-		}
-	}
-	if (!pid)
-		usage_error("stats: no PID given");
 	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
 		die(1, "process %ld does not exist", pid);
 	if ((fd = open_region(pid)) < 0)
@@ -1251,8 +1118,8 @@ static int cmd_stats(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct opts o = { .runs = 5, .warmup = 1, .count = true };
-	const char *sub;
+	struct opts o;
+	char *err;
 	int fd;
 
 	/* Fds 0-2 open, so that no file of ours takes their place. */
@@ -1261,29 +1128,21 @@ int main(int argc, char **argv)
 	if (fd > 2)
 		close(fd);
 
-	if (argc < 2 || !argv[1])
-		usage_error("no command given");
-	sub = argv[1];
-	if (strcmp(sub, "-h") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0) {
+	switch (ss_args_parse(argc, argv, &o, &err)) {
+	case SS_ARGS_HELP:
 		fputs(usage_text, stdout);
 		return 0;
-	}
-	if (strcmp(sub, "--version") == 0) {
+	case SS_ARGS_VERSION:
 		printf("smolscale %s\n", PACKAGE_VERSION);
 		return 0;
-	}
-	if (strcmp(sub, "run") == 0) {
-		parse(argc, argv, 2, &o);
+	case SS_ARGS_RUN:
 		return cmd_run(&o);
-	}
-	if (strcmp(sub, "ab") == 0) {
-		o.ab = true;
-		parse(argc, argv, 2, &o);
+	case SS_ARGS_AB:
 		return cmd_ab(&o);
+	case SS_ARGS_STATS:
+		return cmd_stats(&o);
 	}
-	if (strcmp(sub, "stats") == 0)
-		return cmd_stats(argc, argv);
-	if (sub[0] == '-')
-		usage_error("unknown option '%s': options go after 'run', 'ab' or 'stats'", sub);
-	usage_error("unknown command '%s': want 'run', 'ab' or 'stats'", sub);
+	if (!err)
+		die(EXIT_SELF, "out of memory");
+	usage_error(err);
 }

@@ -99,6 +99,12 @@ static void next(struct lex *lx)
 		       (isalnum((unsigned char)*p) || *p == '-'))
 			buf[n++] = *p++;
 		buf[n] = '\0';
+		if (p < lx->end && (isalnum((unsigned char)*p) || *p == '-')) {
+			/* Not two tokens: "= 000...0001" is one number. */
+			lx->kind = T_BAD;
+			fail(lx, "a number longer than %zu characters", sizeof buf - 1);
+			return;
+		}
 		errno = 0;
 		lx->num = strtoll(buf, &e, 0);
 		if (errno || *e) {
