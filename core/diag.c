@@ -298,10 +298,9 @@ static void on_capture(int sig, siginfo_t *si, void *ucv)
 	cap.entry = NULL;
 	cap.fiber = false;
 	if (!cap.finished) {
-		struct ss_task *t = atomic_load_explicit(&w->cur_task,
-		                                         memory_order_relaxed);
 		cap.entry = atomic_load_explicit(&w->entry, memory_order_relaxed);
-		cap.fiber = t && t->fiber != NULL;
+		cap.fiber = atomic_load_explicit(&w->cur_fiber,
+		                                 memory_order_relaxed);
 		cap.n = unwind_here(ucv, cap.pc, SS_FRAMES);
 	}
 	atomic_store_explicit(&cap.state, CAP_DONE, memory_order_release);
@@ -887,9 +886,10 @@ void ss__diag_stall(struct ss_worker *w, uint64_t tick, uint64_t since_ns)
 void ss__diag_stats(FILE *f)
 {
 	struct site top[5];
-	unsigned n = 0;
+	unsigned n = 0, all;
 
 	pthread_mutex_lock(&site_lock);
+	all = nsites;
 	for (unsigned i = 0; i < nsites; i++) {
 		unsigned j = n < 5 ? n++ : 4;
 		if (j == 4 && n == 5 && sites[i].count <= top[4].count)
@@ -905,7 +905,7 @@ void ss__diag_stats(FILE *f)
 	fprintf(f, "smolscale: stall-reports printed=%llu suppressed=%llu dropped=%llu sites=%u\n",
 	        (unsigned long long)atomic_load(&reports_printed),
 	        (unsigned long long)atomic_load(&reports_suppressed),
-	        (unsigned long long)atomic_load(&stalls_dropped), nsites);
+	        (unsigned long long)atomic_load(&stalls_dropped), all);
 	for (unsigned i = 0; i < n; i++)
 		fprintf(f, "smolscale: stall-site %u count=%llu max_ms=%llu total_ms=%llu entry=%s at %s\n",
 		        i + 1, (unsigned long long)top[i].count,

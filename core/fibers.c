@@ -171,6 +171,13 @@ void ss__fiber_run(struct ss_worker *w, struct ss_task *t)
 		}
 		ss__ctx_make(&f->ctx, f->stack->lo, f->stack->size, fiber_entry, t);
 		f->started = true;
+	} else if (!fw) {
+		/* No scheduler context on this worker (out of memory), so a
+		 * started fiber cannot be resumed here: back to the global
+		 * queue, as a yield would, for this worker or another to
+		 * resume once memory allows.  Nothing is lost. */
+		ss__gq_push(t);
+		return;
 	}
 	for (;;) {
 		bool (*commit)(void *);

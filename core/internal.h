@@ -357,11 +357,11 @@ struct ss_worker {
 	/* The thread's kernel id (for a stack capture's signal), 0 before
 	 * start: stored by the owner at start, read relaxed by ss-diag. */
 	_Atomic int32_t tid;
-	/* The task the owner runs at top level, set at each task start
-	 * (relaxed; the tick says whether it still runs).  Dereferenced only
-	 * on the owner thread itself: by the stack capture's signal handler,
-	 * which interrupts that very task (diag.c). */
-	_Atomic(struct ss_task *) cur_task;
+	/* Whether the task the owner runs at top level is a fiber: set at
+	 * each task start, read by the capture's handler on the owner thread
+	 * (never the record itself, which its joiner may free before the
+	 * tick moves on). */
+	_Atomic bool cur_fiber;
 	/* The user's function behind the current unit of work: the task's
 	 * function at each task start (a group task's own), refined by a
 	 * layer that runs a user's function inside a task of its own

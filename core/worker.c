@@ -48,6 +48,17 @@ void ss__worker_forget_self(void)
 
 /* ---------------------------------------------------------- start, stop */
 
+/* Under exec.lock: a worker could not be started (EAGAIN, ENOMEM):
+ * back off, doubling from 10 ms to 1 s; queued work waits in the global
+ * queue for the monitor's retry. */
+static void backoff_locked(struct ss_exec *e)
+{
+	e->backoff_ns = e->backoff_ns ? e->backoff_ns * 2 : 10000000u;
+	if (e->backoff_ns > 1000000000u)
+		e->backoff_ns = 1000000000u;
+	e->backoff_until_ns = ss__now_ns() + e->backoff_ns;
+}
+
 int ss__start_worker_locked(bool searching)
 {
 	struct ss_exec *e = &ss__exec;
@@ -68,8 +79,10 @@ int ss__start_worker_locked(bool searching)
 	if (i == c->max_threads)
 		return EAGAIN;
 	if (!w) {
-		if (posix_memalign((void **)&w, SS_CACHELINE, sizeof *w) != 0)
+		if (posix_memalign((void **)&w, SS_CACHELINE, sizeof *w) != 0) {
+			backoff_locked(e);
 			return ENOMEM;
+		}
 		memset(w, 0, sizeof *w);
 		w->id = (int)i;
 		w->rng = 0x9e3779b9u * (i + 1);
@@ -94,16 +107,12 @@ int ss__start_worker_locked(bool searching)
 	if (rc != 0) {
 		/* EAGAIN (or ENOMEM): back off, doubling from 10 ms to 1 s;
 		 * queued work waits in the global queue for the monitor. */
-		uint64_t now = ss__now_ns();
 		if (searching)
 			atomic_fetch_sub(&e->nsearching, 1);
 		atomic_fetch_sub(&e->nthreads, 1);
 		atomic_store_explicit(&w->slot_state, SS_SLOT_FREE,
 		                      memory_order_release);
-		e->backoff_ns = e->backoff_ns ? e->backoff_ns * 2 : 10000000u;
-		if (e->backoff_ns > 1000000000u)
-			e->backoff_ns = 1000000000u;
-		e->backoff_until_ns = now + e->backoff_ns;
+		backoff_locked(e);
 		return rc;
 	}
 	e->backoff_ns = 0;
@@ -320,7 +329,8 @@ static void run_one(struct ss_exec *e, struct ss_worker *w, struct ss_task *t)
 {
 	uint64_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
 
-	atomic_store_explicit(&w->cur_task, t, memory_order_relaxed);
+	atomic_store_explicit(&w->cur_fiber, t->fiber != NULL,
+	                      memory_order_relaxed);
 	atomic_store_explicit(&w->entry,
 	                      t->fn == ss__group_run ? (void *)t->gfn
 	                                             : (void *)t->fn,
