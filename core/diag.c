@@ -891,9 +891,13 @@ void ss__diag_stats(FILE *f)
 	pthread_mutex_lock(&site_lock);
 	all = nsites;
 	for (unsigned i = 0; i < nsites; i++) {
-		unsigned j = n < 5 ? n++ : 4;
-		if (j == 4 && n == 5 && sites[i].count <= top[4].count)
+		unsigned j;
+		if (n < 5)
+			j = n++;
+		else if (sites[i].count <= top[4].count)
 			continue;
+		else
+			j = 4;
 		top[j] = sites[i];
 		for (; j > 0 && top[j].count > top[j - 1].count; j--) {
 			struct site t = top[j];
