@@ -53,6 +53,7 @@
 #include <link.h>
 #include <linux/futex.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -78,35 +80,26 @@ static int log_fd = -1;
 static dev_t log_dev;
 static ino_t log_ino;
 
-/* Under log_lock: the log's descriptor.  The file is opened at the first
- * write and checked before each: a program that closes every descriptor
- * (or reuses the number) must not get our reports in its own file. */
-static int log_fd_locked(void)
-{
-	const char *path = ss__config()->log_path;
-	struct stat st;
-	int fd;
+static char log_opened[sizeof ((struct ss_config *)0)->log_path]; /* log_fd's path */
 
-	if (!*path)
-		return STDERR_FILENO;
-	if (log_fd >= 0 && fstat(log_fd, &st) == 0 && st.st_dev == log_dev &&
-	    st.st_ino == log_ino)
-		return log_fd;
+/* Under log_lock: opens PATH as the log, out of the low numbers; -1 with
+ * errno if it cannot be opened. */
+static int log_open_locked(const char *path)
+{
+	struct stat st;
+	int fd, hi;
+
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY,
 	          0600);
 	if (fd < 0 || fstat(fd, &st) != 0) {
 		int err = errno;
 		if (fd >= 0)
 			close(fd);
-		if (log_fd != -2)
-			dprintf(STDERR_FILENO,
-			        "smolscale: SMOLSCALE_LOG=\"%.200s\" cannot be opened (%s); writing to standard error\n",
-			        path, strerror(err));
-		log_fd = -2; /* say it once */
-		return STDERR_FILENO;
+		errno = err;
+		return -1;
 	}
 	/* Out of the low numbers, which daemons close and reopen. */
-	int hi = fcntl(fd, F_DUPFD_CLOEXEC, 100);
+	hi = fcntl(fd, F_DUPFD_CLOEXEC, 100);
 	if (hi >= 0) {
 		close(fd);
 		fd = hi;
@@ -114,7 +107,34 @@ static int log_fd_locked(void)
 	log_fd = fd;
 	log_dev = st.st_dev;
 	log_ino = st.st_ino;
+	snprintf(log_opened, sizeof log_opened, "%s", path);
 	return fd;
+}
+
+/* Under log_lock: the log's descriptor.  The file is opened at load if
+ * SMOLSCALE_LOG is set then (diag_early: before a setuid() or chroot()
+ * can take it away), else at the first write, and checked before each
+ * write: a program that closes every descriptor (or reuses the number)
+ * must not get our reports in its own file. */
+static int log_fd_locked(void)
+{
+	const char *path = ss__config()->log_path;
+	struct stat st;
+
+	if (!*path)
+		return STDERR_FILENO;
+	if (log_fd >= 0 && fstat(log_fd, &st) == 0 && st.st_dev == log_dev &&
+	    st.st_ino == log_ino && !strcmp(path, log_opened))
+		return log_fd;
+	if (log_open_locked(path) < 0) {
+		if (log_fd != -2)
+			dprintf(STDERR_FILENO,
+			        "smolscale: SMOLSCALE_LOG=\"%.200s\" cannot be opened (%s); writing to standard error\n",
+			        path, strerror(errno));
+		log_fd = -2; /* say it once */
+		return STDERR_FILENO;
+	}
+	return log_fd;
 }
 
 void ss__log_write(const char *buf, size_t len)
@@ -923,6 +943,188 @@ void ss__diag_stats(FILE *f)
 #define XSTR(x) STR(x)
 #define STR(x) #x
 
+/* libunwind's memory probe.
+ *
+ * Debian's libunwind 1.6 (x86-64, built with CONSERVATIVE_CHECKS) checks
+ * that each new page it reads during a step is readable by write()ing a
+ * byte of it to a pipe of its own (src/x86_64/Ginit.c, write_validate).
+ * It makes that pipe with pipe2() when it initializes, on the two lowest
+ * free descriptors, and keeps them.  A program that counts on open()
+ * returning the lowest free number then gets another one; a program that
+ * closes every descriptor and reuses the numbers has libunwind read from
+ * and write to its files, or block for ever in read() on its empty pipe
+ * inside our handler: a worker that never comes back (tests/hostile,
+ * closefds-*-stall).
+ *
+ * So the copy of libunwind that we load gets two of its GOT slots
+ * redirected before its first use:
+ *   pipe2()   makes no pipe: both ends stay -1.  libunwind's read() of
+ *             descriptor -1 then fails with EBADF, which it takes as "open
+ *             the pipe again": this pipe2() again, and no descriptor.
+ *   syscall(SYS_write, -1, addr, 1), the probe itself, becomes
+ *             process_vm_readv() of that byte from our own process: it
+ *             fails (EFAULT) where write() would, since both copy from the
+ *             address with the page's protection, and it needs no
+ *             descriptor.  Any other syscall() passes through.
+ * Where process_vm_readv() is refused (a seccomp filter), only pipe2() is
+ * redirected, to one that moves both ends of the pipe to high numbers.
+ * Where libunwind has no such slots (another version or architecture),
+ * nothing is changed. */
+static bool probe_by_vm_readv;
+
+static bool readable_byte(const void *addr)
+{
+	char byte;
+	struct iovec local = { &byte, 1 }, remote = { (void *)addr, 1 };
+
+	return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 1;
+}
+
+static int unw_pipe2(int fds[2], int flags)
+{
+	if (probe_by_vm_readv) {
+		fds[0] = fds[1] = -1;
+		return 0;
+	}
+	if (pipe2(fds, flags) != 0)
+		return -1;
+	for (int i = 0; i < 2; i++) {
+		int hi = fcntl(fds[i], F_DUPFD_CLOEXEC, 900);
+		if (hi >= 0) {
+			close(fds[i]);
+			fds[i] = hi;
+		}
+	}
+	return 0;
+}
+
+static long unw_syscall(long nr, ...)
+{
+	long a[6];
+	va_list ap;
+
+	/* As glibc's syscall() does: six argument registers, whether the
+	 * caller passed them or not. */
+	va_start(ap, nr);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	/* libunwind passes the descriptor and the length as int: the
+	 * registers' upper halves are not defined. */
+	if (nr == SYS_write && (int)a[0] == -1 && (int)a[2] == 1 &&
+	    probe_by_vm_readv) {
+		if (readable_byte((const void *)a[1]))
+			return 1;
+		errno = EFAULT;
+		return -1;
+	}
+	return syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+struct got_find {
+	uintptr_t base;
+	const char *name;
+	void **pipe2_slot, **syscall_slot;
+	uintptr_t relro_lo, relro_hi;
+	bool found;
+};
+
+/* dl_iterate_phdr's callback: in the object loaded at f->base, the GOT
+ * slots (JUMP_SLOT or GLOB_DAT) of pipe2 and syscall, and its RELRO. */
+static int find_unw_slots(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct got_find *f = arg;
+	const ElfW(Dyn) *dyn = NULL;
+	uintptr_t base = info->dlpi_addr, symtab = 0, strtab = 0;
+	uintptr_t rel[2] = { 0, 0 };
+	size_t relsz[2] = { 0, 0 }, strsz = 0;
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+
+	(void)size;
+	if (base != f->base || !info->dlpi_name ||
+	    strcmp(info->dlpi_name, f->name))
+		return 0;
+	f->found = true;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type == PT_DYNAMIC)
+			dyn = (const ElfW(Dyn) *)(base + ph->p_vaddr);
+		else if (ph->p_type == PT_GNU_RELRO) {
+			/* Whole pages, as the loader protected them. */
+			f->relro_lo = (base + ph->p_vaddr) & ~(page - 1);
+			f->relro_hi = (base + ph->p_vaddr + ph->p_memsz) &
+			              ~(page - 1);
+		}
+	}
+	for (; dyn && dyn->d_tag != DT_NULL; dyn++) {
+		/* Relocated in place by the loader on x86-64 and aarch64. */
+		uintptr_t v = dyn->d_un.d_ptr, ptr = v < base ? v + base : v;
+		switch (dyn->d_tag) {
+		case DT_SYMTAB: symtab = ptr; break;
+		case DT_STRTAB: strtab = ptr; break;
+		case DT_STRSZ: strsz = dyn->d_un.d_val; break;
+		case DT_JMPREL: rel[0] = ptr; break;
+		case DT_PLTRELSZ: relsz[0] = dyn->d_un.d_val; break;
+		case DT_RELA: rel[1] = ptr; break;
+		case DT_RELASZ: relsz[1] = dyn->d_un.d_val; break;
+		}
+	}
+	if (!symtab || !strtab)
+		return 1;
+	for (int k = 0; k < 2; k++) {
+		const ElfW(Rela) *r = (const ElfW(Rela) *)rel[k];
+		for (size_t i = 0; r && i < relsz[k] / sizeof *r; i++) {
+			size_t si = ELF64_R_SYM(r[i].r_info);
+			const ElfW(Sym) *sym = (const ElfW(Sym) *)symtab + si;
+			const char *n;
+			if (!si || sym->st_name >= strsz)
+				continue;
+			n = (const char *)strtab + sym->st_name;
+			if (!strcmp(n, "pipe2"))
+				f->pipe2_slot = (void **)(base + r[i].r_offset);
+			else if (!strcmp(n, "syscall"))
+				f->syscall_slot = (void **)(base + r[i].r_offset);
+		}
+	}
+	return 1;
+}
+
+static void redirect_slot(const struct got_find *f, void **slot, void *fn)
+{
+	uintptr_t a = (uintptr_t)slot, page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	bool relro = a >= f->relro_lo && a < f->relro_hi;
+
+	if (!slot)
+		return;
+	if (relro && mprotect((void *)(a & ~(page - 1)), page,
+	                      PROT_READ | PROT_WRITE))
+		return;
+	/* One aligned store: a thread of a program that uses this same
+	 * libunwind itself calls either the old function or ours. */
+	__atomic_store_n(slot, fn, __ATOMIC_RELEASE);
+	if (relro)
+		mprotect((void *)(a & ~(page - 1)), page, PROT_READ);
+}
+
+static void redirect_unw_probe(void *h)
+{
+	struct link_map *lm;
+	struct got_find f = { 0 };
+	int here = 0;
+
+	if (dlinfo(h, RTLD_DI_LINKMAP, &lm) != 0 || !lm->l_name)
+		return;
+	f.base = lm->l_addr;
+	f.name = lm->l_name;
+	dl_iterate_phdr(find_unw_slots, &f);
+	if (!f.found || !f.pipe2_slot)
+		return;
+	probe_by_vm_readv = readable_byte(&here) && f.syscall_slot;
+	if (probe_by_vm_readv)
+		redirect_slot(&f, f.syscall_slot, (void *)unw_syscall);
+	redirect_slot(&f, f.pipe2_slot, (void *)unw_pipe2);
+}
+
 static void load_libunwind(void)
 {
 	/* RTLD_NOW: no lazy binding inside the handler (the resolver's frame
@@ -946,6 +1148,7 @@ static void load_libunwind(void)
 		        "smolscale: SMOLSCALE_STALL_REPORT=1: libunwind.so.8 lacks unw_init_local2; stall reports come without stacks\n");
 		return;
 	}
+	redirect_unw_probe(h);
 	/* The first walk initializes libunwind (tdep_init, its caches,
 	 * under locks with signals blocked): here, not first in a handler. */
 	unw_context_t uc;
@@ -1046,17 +1249,28 @@ void ss__diag_start_locked(void)
 		        c->stats_signal);
 }
 
-/* SMOLSCALE_STATS_SIGNAL is installed at load, not only when the pool
- * starts: a signal whose default is to end the process must not end it
- * before then.  The variable alone is read here (ss__config reads the
- * rest at the pool's start, so a program may still set them). */
-__attribute__((constructor)) static void stats_signal_early(void)
+/* At load, not only when the pool starts (ss__config reads the variables
+ * then, so a program may still set them; these two are read here too):
+ *  - SMOLSCALE_STATS_SIGNAL is installed: a signal whose default is to
+ *    end the process must not end it before the pool starts;
+ *  - SMOLSCALE_LOG is opened: a program may setuid(), chroot() or drop
+ *    its rights before its first report, and natively its messages
+ *    still reach the stderr it was given.  A failure says nothing yet:
+ *    the first write tries again and says it. */
+__attribute__((constructor)) static void diag_early(void)
 {
 	const char *v = getenv("SMOLSCALE_STATS_SIGNAL");
+	const char *log = secure_getenv("SMOLSCALE_LOG");
 	int sig = v && *v ? ss__parse_signal(v) : -1;
 
 	if (sig > 0)
 		install(sig, on_stats_signal, NULL, 0);
+	if (log && *log && strlen(log) < sizeof log_opened) {
+		pthread_mutex_lock(&log_lock);
+		if (log_fd == -1)
+			log_open_locked(log);
+		pthread_mutex_unlock(&log_lock);
+	}
 }
 
 void ss__diag_after_fork(void)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "smolscale.h"
@@ -126,18 +127,34 @@ START_TEST(blocked_task_named)
 }
 END_TEST
 
+/* The lowest free descriptor, as open() would return it. */
+static int lowest_free_fd(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	return fd;
+}
+
 START_TEST(computing_task_named)
 {
 	const char *t;
 	ss_task *task;
+	int low;
 
 	report_to_log("50");
+	low = lowest_free_fd();
 	ck_assert_ptr_nonnull(task = ss_spawn(spinner_task, NULL));
 	t = log_text("diag_computing", 5000);
 	atomic_store(&stop_spin, 1);
 	ck_assert_int_eq(ss_join(task, NULL), 0);
 	ck_assert_msg(strstr(t, "diag_computing"), "computing function not named: '%s'", t);
 	ck_assert_msg(strstr(t, "entry spinner_task"), "entry not named: '%s'", t);
+	/* The pool, the log, the stats region and libunwind (whose memory
+	 * validation wants a pipe of its own) take no low descriptor: a
+	 * daemon counts on open() returning the lowest free one. */
+	ck_assert_int_eq(lowest_free_fd(), low);
 }
 END_TEST
 
