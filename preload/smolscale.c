@@ -1020,18 +1020,48 @@ static int cmd_ab(const struct opts *o)
 
 /* ------------------------------------------------------------ stats */
 
-/* The descriptor of PID's stats region, opened read-write, or -1. */
-static int open_region(long pid)
+/* PID as the process itself sees it: the last NSpid of its status (it
+ * may live in a PID namespace of its own, a container), else PID. */
+static long pid_inside(long pid)
+{
+	char path[64], line[256];
+	long inside = pid;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%ld/status", pid);
+	if (!(f = fopen(path, "re")))
+		return pid;
+	while (fgets(line, sizeof line, f))
+		if (!strncmp(line, "NSpid:", 6)) {
+			char *p = line + 6, *end;
+			for (long v; (v = strtol(p, &end, 10)), end != p; p = end)
+				inside = v;
+			break;
+		}
+	fclose(f);
+	return inside;
+}
+
+/* The descriptor of PID's stats region, opened read-write, or -1.  The
+ * region must be the one PID serves (its header's pid): a child of a fork
+ * that ran no fork handlers (_Fork, a raw clone) still holds its parent's
+ * descriptor, and nothing in it serves that region.  *other is set to the
+ * pid of such a region, or 0. */
+static int open_region(long pid, long *other)
 {
 	char dir[64], path[320], link[256];
+	long inside = pid_inside(pid);
 	struct dirent *d;
 	DIR *dp;
 	int fd = -1;
 
+	*other = 0;
+	errno = 0;
 	snprintf(dir, sizeof dir, "/proc/%ld/fd", pid);
 	if (!(dp = opendir(dir)))
 		die(1, "process %ld: %s: %s", pid, dir, strerror(errno));
 	while (fd < 0 && (d = readdir(dp))) {
+		struct ss_statreg h;
 		ssize_t n;
 		if (d->d_name[0] == '.')
 			continue;
@@ -1042,7 +1072,17 @@ static int open_region(long pid)
 		link[n] = '\0';
 		if (strcmp(link, "/memfd:" SS_STATREG_NAME " (deleted)") != 0)
 			continue;
-		fd = open(path, O_RDWR | O_CLOEXEC);
+		if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+			continue;
+		/* A region of another layout is let through: cmd_stats says
+		 * which version it is. */
+		if (pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h &&
+		    !memcmp(h.magic, SS_STATREG_MAGIC, sizeof h.magic) &&
+		    h.version == SS_STATREG_VERSION && h.pid != inside) {
+			*other = h.pid;
+			close(fd);
+			fd = -1;
+		}
 	}
 	closedir(dp);
 	return fd;
@@ -1050,7 +1090,7 @@ static int open_region(long pid)
 
 static int cmd_stats(const struct opts *o)
 {
-	long pid = o->pid, timeout_ms = o->timeout_ms;
+	long pid = o->pid, timeout_ms = o->timeout_ms, other;
 	struct ss_statreg *r;
 	struct stat st;
 	uint32_t want;
@@ -1060,7 +1100,10 @@ static int cmd_stats(const struct opts *o)
 
 	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
 		die(1, "process %ld does not exist", pid);
-	if ((fd = open_region(pid)) < 0)
+	if ((fd = open_region(pid, &other)) < 0 && other)
+		die(1, "process %ld has no smolscale stats: it holds the stats region of process %ld, which it did not serve (a fork without fork handlers, or a descriptor passed to it)",
+		    pid, other);
+	if (fd < 0)
 		die(1, "process %ld has no smolscale stats: it does not run smolscale, has not started its pool yet, or closed the descriptor (%s)",
 		    pid, errno ? strerror(errno) : "not found");
 	/* Sealed against shrinking, or a store or load of ours could fault
