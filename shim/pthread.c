@@ -94,6 +94,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -957,6 +958,29 @@ static void spill_queued(void)
 
 /* ------------------------------------------------------------ create */
 
+/*
+ * RLIMIT_NPROC counts every thread of the user.  Under a limit that the
+ * pool could reach, rerouting would trade the program's threads for the
+ * pool's: its hidden threads take part of the allowance, and threads that
+ * wait for each other need a worker each, which the pool may then be
+ * unable to start (a hang where natively every pthread_create succeeded;
+ * tests/hostile, nproc-*).  So under a finite limit below the pool's cap
+ * plus its hidden threads, every thread is a real one, as natively.  Read
+ * at each call: a program may lower it at any time (sandboxes do, before
+ * they start their workers).
+ */
+#define PT_HIDDEN_THREADS 8 /* monitor, balancer, ss-diag, reaper, spare */
+
+static bool nproc_tight(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NPROC, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return false;
+	return rl.rlim_cur <
+	       (rlim_t)ss__config()->max_threads + PT_HIDDEN_THREADS;
+}
+
 int ss__pt_create(pthread_t *th, const pthread_attr_t *attr,
                   void *(*fn)(void *), void *arg)
 {
@@ -972,7 +996,7 @@ int ss__pt_create(pthread_t *th, const pthread_attr_t *attr,
 	if (!cfg.route || cfg.sanitizer || !th || !fn || !attr_routable(attr) ||
 	    ((cfg.only || cfg.skip) && !patterns_allow(fn)) ||
 	    (attr && pthread_attr_getdetachstate(attr, &detach) != 0) ||
-	    ss__pool_saturated() || !(t = rec_alloc()))
+	    nproc_tight() || ss__pool_saturated() || !(t = rec_alloc()))
 		goto real;
 
 	t->fn = fn;
