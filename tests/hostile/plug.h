@@ -1,0 +1,45 @@
+/*
+ * plug.h - what the tests/hostile/ plugins (libhplug_*.so) share: the
+ * value of an item and the checksum over them.  Each plugin exports
+ *   uint64_t plugin_run(int n);
+ * which runs its work (n items or threads, see each plugin) and returns a
+ * checksum that depends only on n.
+ */
+#ifndef SS_HOSTILE_PLUG_H
+#define SS_HOSTILE_PLUG_H
+
+#include <stdint.h>
+
+#define PLUG_MAX_ITEMS 4096
+
+uint64_t plugin_run(int n);
+
+static inline uint64_t plug_mix(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return x;
+}
+
+static inline uint64_t plug_value(uint64_t i)
+{
+	uint64_t h = i;
+
+	for (unsigned r = 0; r < 2000 + i % 500; r++)
+		h = plug_mix(h + r);
+	return h;
+}
+
+static inline uint64_t plug_sum(const uint64_t *v, int n)
+{
+	uint64_t s = 0;
+
+	for (int i = 0; i < n; i++)
+		s = plug_mix(s ^ v[i]);
+	return s;
+}
+
+#endif
