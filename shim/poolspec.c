@@ -373,20 +373,17 @@ static void parse_params(struct lex *lx, const struct ss_ps_types *types,
 
 /*
  * A declarator after the specifiers: stars, then a name (marked with @ or
- * not, optional), or "(*NAME)(PARAMS)" for a function pointer.  abstract:
- * a type name (no name allowed).  mark: the @ name, or "".
+ * not, optional), or "(*NAME)(PARAMS)" for a function pointer.  mark: the
+ * @ name, or "".  A plain name is skipped: only marks matter.
  */
 static void parse_declarator(struct lex *lx, const struct spec *s,
                              const struct ss_ps_types *types, bool nested,
-                             struct ss_ps_param *out, char *mark, size_t mlen,
-                             char *name, size_t nlen)
+                             struct ss_ps_param *out, char *mark, size_t mlen)
 {
 	unsigned stars = 0;
 	bool known;
 
 	mark[0] = '\0';
-	if (name)
-		name[0] = '\0';
 	while (!lx->failed && (is_punct(lx, '*') ||
 	                       (lx->kind == T_IDENT &&
 	                        spec_word(lx->text) == W_QUAL))) {
@@ -468,9 +465,6 @@ static void parse_declarator(struct lex *lx, const struct spec *s,
 		}
 		snprintf(mark, mlen, "%s", lx->text);
 		next(lx);
-	} else if (lx->kind == T_IDENT && name) {
-		snprintf(name, nlen, "%s", lx->text);
-		next(lx);
 	} else if (lx->kind == T_IDENT) {
 		next(lx); /* a parameter's name: not needed */
 	}
@@ -515,7 +509,7 @@ static void parse_params(struct lex *lx, const struct ss_ps_types *types,
 		if (lx->failed)
 			return;
 		parse_declarator(lx, &s, types, nested, &dst[*n], mark,
-		                 sizeof mark, NULL, 0);
+		                 sizeof mark);
 		if (lx->failed)
 			return;
 		if (dst[*n].type.kind == SS_PS_VOID) {
@@ -659,7 +653,7 @@ int ss__ps_parse_line(const char *line, size_t len, struct ss_ps_types *types,
 		parse_spec(&lx, &s);
 		if (!lx.failed)
 			parse_declarator(&lx, &s, types, false, &t, mark,
-			                 sizeof mark, NULL, 0);
+			                 sizeof mark);
 		if (!lx.failed && mark[0])
 			fail(&lx, "a mark '@%s' in a type declaration", mark);
 		if (!lx.failed && lx.kind != T_END)
