@@ -971,14 +971,39 @@ static void spill_queued(void)
  */
 #define PT_HIDDEN_THREADS 8 /* monitor, balancer, ss-diag, reaper, spare */
 
+/* Whether this process is in the initial user namespace, whose root the
+ * kernel never holds to the limit (kernel/fork.c, copy_process: the
+ * init_ucounts exemption).  Read once: a process cannot leave it. */
+static bool in_init_userns(void)
+{
+	static _Atomic int known; /* 0 unknown, 1 yes, 2 no */
+	int v = atomic_load_explicit(&known, memory_order_relaxed);
+
+	if (!v) {
+		char line[128] = "";
+		FILE *f = fopen("/proc/self/uid_map", "re");
+		unsigned long a = 1, b = 1, n = 0;
+
+		if (f) {
+			if (fgets(line, sizeof line, f))
+				sscanf(line, "%lu %lu %lu", &a, &b, &n);
+			fclose(f);
+		}
+		v = a == 0 && b == 0 && n == 4294967295ul ? 1 : 2;
+		atomic_store_explicit(&known, v, memory_order_relaxed);
+	}
+	return v == 1;
+}
+
 static bool nproc_tight(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NPROC, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+	if (getrlimit(RLIMIT_NPROC, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= (rlim_t)ss__config()->max_threads + PT_HIDDEN_THREADS)
 		return false;
-	return rl.rlim_cur <
-	       (rlim_t)ss__config()->max_threads + PT_HIDDEN_THREADS;
+	/* The limit counts by real user ID. */
+	return !(getuid() == 0 && in_init_userns());
 }
 
 int ss__pt_create(pthread_t *th, const pthread_attr_t *attr,
