@@ -69,6 +69,11 @@
 #include "internal.h"
 #include "statreg.h"
 
+#if defined(SS_VALGRIND)
+/* Client requests: no-ops unless the program runs under valgrind. */
+#include <valgrind/valgrind.h>
+#endif
+
 #define SS_FRAMES 48
 #define CAPTURE_SIG SIGURG
 #define CAPTURE_WAIT_NS 200000000u /* 200 ms for a handler to run */
@@ -405,6 +410,13 @@ void ss__diag_worker_start(struct ss_worker *w)
 		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 		if (p == MAP_FAILED)
 			goto unblock;
+#if defined(SS_VALGRIND)
+		/* So that memcheck takes the handler's move onto this stack
+		 * from a fiber's for a change of stack.  The id is not kept:
+		 * the stack is never unmapped (the slot keeps it for its next
+		 * threads), so it is never deregistered. */
+		(void)VALGRIND_STACK_REGISTER(p, (char *)p + ALTSTACK_SIZE);
+#endif
 		w->altstack = p;
 	}
 	st.ss_sp = w->altstack;

@@ -36,6 +36,11 @@
 #if defined(SS_FIBER_TSAN)
 #include <sanitizer/tsan_interface.h>
 #endif
+#if defined(SS_VALGRIND)
+/* Client requests: no-ops unless the program runs under valgrind. */
+#include <valgrind/memcheck.h>
+#include <valgrind/valgrind.h>
+#endif
 
 /* The first code of a made context, on its own stack; never returns. */
 SS_HIDDEN void ss__ctx_start(struct ss_ctx *c) __attribute__((noreturn));
@@ -282,6 +287,13 @@ static void san_make(struct ss_ctx *c, void *lo, size_t size)
 	c->san.fiber = __tsan_create_fiber(0);
 	c->san.owned = true;
 #endif
+#if defined(SS_VALGRIND)
+	/* As for ASan: memcheck marked the frames that the stack's last
+	 * fiber popped unaddressable, and the new frame (ss__ctx_make) is
+	 * written there.  Undefined, not defined: the new fiber has written
+	 * nothing yet, so a read of its stack before a write is a finding. */
+	VALGRIND_MAKE_MEM_UNDEFINED(lo, size);
+#endif
 	(void)c;
 	(void)lo;
 	(void)size;
@@ -336,6 +348,9 @@ void ss__ctx_make(struct ss_ctx *c, void *lo, size_t size,
 	uint64_t *f = (uint64_t *)(top - 16) - SS_FRAME_WORDS;
 	unsigned i;
 
+	/* First: it makes the whole stack writable again for ASan and
+	 * memcheck, and memcheck's "undefined" must not cover the frame. */
+	san_make(c, lo, size);
 	for (i = 0; i < SS_FRAME_WORDS + 2; i++)
 		f[i] = 0;
 	frame_fp_state(f);
@@ -344,7 +359,6 @@ void ss__ctx_make(struct ss_ctx *c, void *lo, size_t size,
 	c->sp = f;
 	c->entry = entry;
 	c->arg = arg;
-	san_make(c, lo, size);
 }
 
 static inline void swap(struct ss_ctx *from, struct ss_ctx *to)
@@ -436,6 +450,15 @@ struct ss_stack *ss__stack_new(void)
 #if defined(SS_FIBER_ASAN)
 	__lsan_register_root_region(s->lo, s->size);
 #endif
+#if defined(SS_VALGRIND)
+	/* So that memcheck sees a switch onto or off this stack as a change
+	 * of stack, not as a huge frame pushed or popped on the old one.
+	 * Registered once for the stack's life, cached spells included: a
+	 * cached stack is the same memory, whichever fiber runs on it next. */
+	s->vg_id = VALGRIND_STACK_REGISTER(s->lo, (char *)s->lo + s->size);
+#else
+	s->vg_id = 0;
+#endif
 	atomic_fetch_add_explicit(&n_stacks, 1, memory_order_relaxed);
 	return s;
 fail:
@@ -449,6 +472,12 @@ void ss__stack_free(struct ss_stack *s)
 #if defined(SS_FIBER_ASAN)
 	__lsan_unregister_root_region(s->lo, s->size);
 	__asan_unpoison_memory_region(s->lo, s->size);
+#endif
+#if defined(SS_VALGRIND)
+	/* Before the unmap: a later mapping at these addresses is not a
+	 * stack, and a stale registration would make memcheck take a move
+	 * of the stack pointer into it for a switch. */
+	VALGRIND_STACK_DEREGISTER(s->vg_id);
 #endif
 	munmap(s->map, s->map_len);
 	free(s);

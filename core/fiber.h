@@ -44,6 +44,9 @@
  * before what to does next, so a stack or context handed on through a
  * switch is never a race.  Stacks are LSan root regions (ASan builds), so
  * pointers held only by a suspended fiber's locals are not leaks.
+ * Valgrind (SS_VALGRIND, internal.h): every stack is registered from
+ * ss__stack_new to ss__stack_free, and ss__ctx_make marks a reused one
+ * undefined again.
  */
 #ifndef SS_FIBER_H
 #define SS_FIBER_H
@@ -140,6 +143,9 @@ struct ss_stack {
 	void *map;             /* the mapping: guard page + usable area */
 	size_t map_len;
 	struct ss_stack *next; /* cache link */
+	unsigned vg_id;        /* valgrind's stack id (SS_VALGRIND): kept
+	                        * from ss__stack_new to ss__stack_free, as
+	                        * the stack stays registered while cached */
 };
 
 /* The fiber stack size in bytes: SMOLSCALE_FIBER_STACK (a size with an

@@ -28,6 +28,21 @@
 #define SS_HIDDEN __attribute__((visibility("hidden")))
 #define SS_CACHELINE 64
 #define SS_ALIGNED __attribute__((aligned(SS_CACHELINE)))
+
+/* Valgrind: fiber stacks (fiber.c) and the stall capture's alternate
+ * signal stacks (diag.c) are registered with it, so that memcheck takes a
+ * move of the stack pointer onto one for a change of stack, not for a
+ * frame of hundreds of KiB (whose popped part it would then mark
+ * unaddressable).  The client requests are a few instructions that do
+ * nothing unless valgrind's JIT runs them, so they are compiled into every
+ * build where the header exists; without it (valgrind is no build
+ * dependency) they are left out. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#define SS_VALGRIND 1
+#endif
+#endif
+
 struct ss_worker;
 
 #define likely(x) __builtin_expect(!!(x), 1)
