@@ -6,9 +6,12 @@
  * ran exactly once (cancel said EBUSY, join 0) or never ran (cancel said 0,
  * join ECANCELED), and tasks_cancelled counts the latter.
  *
- * To keep a task from starting, the test runs with SMOLSCALE_THREADS=1 and
- * holds the only worker in a task that spins on the CPU (so the monitor has
- * no blocked worker to compensate for), then spawns and cancels at once.
+ * To keep a task from starting, the test runs with one worker at most
+ * (SMOLSCALE_THREADS=1 and SMOLSCALE_MAX_THREADS=1) and holds it in a task
+ * that spins on the CPU, then spawns and cancels.  The cap is what makes
+ * it sure: a spinner that the machine keeps off its CPU (a busy machine,
+ * valgrind, which runs one thread at a time) looks blocked to the monitor,
+ * which would start a compensating worker to run the queued tasks.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,6 +52,7 @@ START_TEST(cancel_before_start)
 	void *r;
 
 	setenv("SMOLSCALE_THREADS", "1", 1);
+	setenv("SMOLSCALE_MAX_THREADS", "1", 1); /* no compensation */
 	h = ss_spawn(hold, NULL);
 	ck_assert(spin_until(&started, WAIT_MS));
 	t = ss_spawn(mark, (void *)5);

@@ -378,10 +378,16 @@ START_TEST(fp_control_kept)
 	ss__ctx_switch(&main_ctx, &ctx_a);
 	ck_assert_uint_eq(fib_mxcsr & RC_MASK, RC_UP);
 	ck_assert_uint_eq(fib_cw & CW_RC, CW_UP);
-	ck_assert(one / ten == down);
+	/* Valgrind keeps the control words' rounding bits (the checks
+	 * above pass there) but does SSE arithmetic rounded to nearest
+	 * whatever MXCSR says (its manual, "Limitations"), so the modes'
+	 * effect on a division is checked only outside it. */
+	if (!under_valgrind())
+		ck_assert(one / ten == down);
 	set_mxcsr(mx0);
 	set_cw((unsigned short)cw0);
-	ck_assert(one / ten > down);
+	if (!under_valgrind())
+		ck_assert(one / ten > down);
 	unmake(&ctx_a, stack_a);
 }
 END_TEST
@@ -490,9 +496,15 @@ static void default_segv(void)
 	sigaction(SIGSEGV, &sa, NULL);
 }
 
+/* The stack guard_page_faults dies with: at file scope (volatile, so the
+ * store is kept), memcheck's leak check at that death (tests/valgrind.sh)
+ * finds its record reachable; a local may live only in a register that is
+ * dead by then. */
+static struct ss_stack *volatile guard_stack;
+
 START_TEST(guard_page_faults)
 {
-	struct ss_stack *s = ss__stack_new();
+	struct ss_stack *s = guard_stack = ss__stack_new();
 	volatile char *p;
 
 	ck_assert_ptr_nonnull(s);

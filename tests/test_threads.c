@@ -125,6 +125,11 @@ START_TEST(signals_blocked)
 	size_t n, k;
 	int sig;
 
+	/* SigBlk is the kernel's mask for the thread: under valgrind that
+	 * is valgrind's own (it emulates the program's, and never blocks
+	 * the signals of its own faults, SIGSEGV, SIGBUS, SIGILL...). */
+	if (under_valgrind())
+		return;
 	for (sig = 1; sig < 32; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			want |= UINT64_C(1) << (sig - 1);
@@ -146,6 +151,9 @@ START_TEST(signals_stall_report)
 	size_t n, k;
 	int sig;
 
+	/* SigBlk under valgrind is valgrind's mask (signals_blocked). */
+	if (under_valgrind())
+		return;
 	setenv("SMOLSCALE_STALL_REPORT", "1", 1);
 	for (sig = 1; sig < 32; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)

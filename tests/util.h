@@ -21,8 +21,15 @@
 /* A task that returns its argument. */
 void *ident(void *arg);
 
-/* Nonzero in a sanitizer build, or when SS_SANITIZER is set. */
+/* Nonzero in a sanitizer build, or when SS_SANITIZER is set (address,
+ * thread, or valgrind: tests/valgrind.sh sets SS_SANITIZER=valgrind). */
 int sanitized(void);
+
+/* Nonzero under valgrind: SS_SANITIZER=valgrind, or valgrind's own
+ * RUNNING_ON_VALGRIND where its header was there at build time.  Tests
+ * that cannot work under it (it emulates the CPU, signals and part of the
+ * kernel's interface) skip themselves with this. */
+int under_valgrind(void);
 
 /* n, or n / 10 under a sanitizer. */
 size_t scaled(size_t n);
