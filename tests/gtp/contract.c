@@ -40,7 +40,9 @@
 /* helpers                                                            */
 /* ------------------------------------------------------------------ */
 
-#define WAIT_S 10
+/* A guard against hangs, not a bar: a pool's threads on a machine at load
+ * 6 took more than 10 s to all report unused. */
+#define WAIT_S 20
 
 /* Poll until cond holds; fail the test after WAIT_S seconds. */
 #define WAIT_UNTIL(cond)                                                       \
@@ -1440,7 +1442,7 @@ static TCase *tc(Suite *s, const char *name)
 {
 	TCase *t = tcase_create(name);
 	tcase_add_checked_fixture(t, setup, NULL);
-	tcase_set_timeout(t, 30);
+	tcase_set_timeout(t, 3 * WAIT_S);
 	suite_add_tcase(s, t);
 	return t;
 }
