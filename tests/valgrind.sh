@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/valgrind.sh - the unit tests (tests/test_*, UNIT_TESTS in
 # tests/Makefile.am) under valgrind's memcheck, in a build tree where
-# `make check` has run (scripts/check --valgrind runs it on build/).
+# `make check` has run (scripts/check runs it on build/).
 #
 #   tests/valgrind.sh BUILDDIR [TEST...]   the unit tests, or those named
 #
