@@ -88,6 +88,8 @@ run_one() {
   verdict=$(grep -E '^[0-9]+%: Checks:' "$logs/$t.out" || echo 'no Check summary')
   # Processes whose memcheck errors show only in their log.
   bad=$(grep -l 'ERROR SUMMARY: [1-9]' "$logs/$t".*.log 2>/dev/null)
+  # A program that printed no summary did not run its tests.
+  [ "$verdict" = 'no Check summary' ] && [ $rc -eq 0 ] && rc=1
   {
     if [ $rc -eq 0 ] && [ -z "$bad" ]; then
       printf 'PASS: %-14s %4ds  %s\n' "$t" $(($(date +%s) - t0)) "$verdict"
