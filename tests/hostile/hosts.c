@@ -74,6 +74,7 @@
  */
 #define HX_PROG "hosts"
 #include "common.h"
+#include "forever.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -86,46 +87,6 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
-
-/* ------------------------------------------------------------------ */
-/* threads that never finish: blocked in read(), or spinning           */
-
-static sem_t started;
-static int never_fd[2];
-static atomic_long spin_sink;
-
-void *hh_block_forever(void *arg);
-void *hh_block_forever(void *arg)
-{
-	char c;
-
-	MUST(sem_post(&started));
-	for (;;)
-		if (read(never_fd[0], &c, 1) == 0)
-			pause();
-}
-
-void *hh_spin_forever(void *arg);
-void *hh_spin_forever(void *arg)
-{
-	MUST(sem_post(&started));
-	for (long i = 0;; i++)
-		atomic_store_explicit(&spin_sink, i, memory_order_relaxed);
-}
-
-static void start_forever_threads(int blocked, int spinning)
-{
-	pthread_t t;
-
-	MUST(sem_init(&started, 0, 0));
-	MUST(pipe(never_fd));
-	for (int i = 0; i < blocked; i++)
-		MUST(pthread_create(&t, NULL, hh_block_forever, NULL));
-	for (int i = 0; i < spinning; i++)
-		MUST(pthread_create(&t, NULL, hh_spin_forever, NULL));
-	for (int i = 0; i < blocked + spinning; i++)
-		hx_sem_wait(&started);
-}
 
 static void atexit_report(void)
 {
@@ -166,7 +127,7 @@ static int case_exitinline(void)
 	pthread_t a;
 
 	atexit(atexit_report);
-	start_forever_threads(2, 1);
+	hx_start_forever_threads(2, 1);
 	printf("exitinline: 3 threads running\n");
 	MUST(pthread_create(&a, NULL, hh_exit_a, NULL));
 	pthread_join(a, NULL);
@@ -207,7 +168,7 @@ static int case_exitatexit(void)
 
 	on_exit(on_exit_report, "registered first");
 	atexit(atexit_threads);
-	start_forever_threads(2, 1);
+	hx_start_forever_threads(2, 1);
 	MUST(pthread_create(&t, NULL, hh_exit4, NULL));
 	pthread_join(t, NULL);
 	printf("exitatexit: join returned\n");
@@ -250,7 +211,7 @@ static int case_exitbuffered(void)
 
 	setvbuf(stdout, buf, _IOFBF, sizeof buf);
 	atexit(atexit_report);
-	start_forever_threads(1, 1);
+	hx_start_forever_threads(1, 1);
 	for (long i = 0; i < BUF_THREADS; i++)
 		MUST(pthread_create(&t[i], NULL, hh_printer, (void *)(intptr_t)i));
 	for (int i = 0; i < BUF_THREADS; i++)
@@ -278,7 +239,7 @@ static int case_quickexit(void)
 
 	atexit(atexit_report);
 	at_quick_exit(at_quick_exit_report);
-	start_forever_threads(2, 1);
+	hx_start_forever_threads(2, 1);
 	MUST(pthread_create(&t, NULL, hh_quick, NULL));
 	pthread_join(t, NULL);
 	return 1;
@@ -303,7 +264,7 @@ static int case_underexit(void)
 	atexit(atexit_report);
 	printf("underexit: start\n");
 	fflush(stdout);
-	start_forever_threads(2, 1);
+	hx_start_forever_threads(2, 1);
 	MUST(pthread_create(&t, NULL, hh_underexit, NULL));
 	pthread_join(t, NULL);
 	return 1;

@@ -34,7 +34,7 @@ check_LTLIBRARIES += \
 	hostile/libhplug_thp.la \
 	hostile/libhplug_ctor.la
 
-hostile_hosts_SOURCES = hostile/hosts.c hostile/common.h
+hostile_hosts_SOURCES = hostile/hosts.c hostile/common.h hostile/forever.h
 hostile_hosts_LDFLAGS = $(HOSTILE_LINK_FLAGS)
 hostile_hosts_LDADD = -lpthread
 

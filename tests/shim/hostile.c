@@ -40,73 +40,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static void fail(const char *what, int err)
-{
-	fprintf(stderr, "hostile: %s: %s\n", what, strerror(err));
-	exit(2);
-}
-
-#define MUST(call)                                                     \
-	do {                                                           \
-		int must_rc_ = (call);                                 \
-		if (must_rc_ != 0)                                     \
-			fail(#call, must_rc_ > 0 ? must_rc_ : errno);  \
-	} while (0)
-
-static void xsem_wait(sem_t *s)
-{
-	while (sem_wait(s) != 0)
-		if (errno != EINTR)
-			fail("sem_wait", errno);
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-/* ------------------------------------------------------------------ */
-/* threads that never finish: blocked in read(), or spinning           */
-
-static sem_t started;
-static int never_fd[2];
-static atomic_long spin_sink;
-
-void *h_block_forever(void *arg);
-void *h_block_forever(void *arg)
-{
-	char c;
-
-	MUST(sem_post(&started));
-	for (;;)
-		if (read(never_fd[0], &c, 1) == 0)
-			pause();
-}
-
-void *h_spin_forever(void *arg);
-void *h_spin_forever(void *arg)
-{
-	MUST(sem_post(&started));
-	for (long i = 0;; i++)
-		atomic_store_explicit(&spin_sink, i, memory_order_relaxed);
-}
-
-static void start_forever_threads(int blocked, int spinning)
-{
-	pthread_t t;
-
-	MUST(sem_init(&started, 0, 0));
-	MUST(pipe(never_fd));
-	for (int i = 0; i < blocked; i++)
-		MUST(pthread_create(&t, NULL, h_block_forever, NULL));
-	for (int i = 0; i < spinning; i++)
-		MUST(pthread_create(&t, NULL, h_spin_forever, NULL));
-	for (int i = 0; i < blocked + spinning; i++)
-		xsem_wait(&started);
-}
+/* fail, MUST and EINTR-proof waits; threads that never finish. */
+#include "../hostile/common.h"
+#include "../hostile/forever.h"
 
 static void atexit_report(void)
 {
@@ -116,7 +52,7 @@ static void atexit_report(void)
 static int case_exitmain(void)
 {
 	atexit(atexit_report);
-	start_forever_threads(4, 2);
+	hx_start_forever_threads(4, 2);
 	printf("exitmain: 6 threads running, calling exit(3)\n");
 	exit(3);
 }
@@ -133,7 +69,7 @@ static int case_exitthread(void)
 	pthread_t t;
 
 	atexit(atexit_report);
-	start_forever_threads(3, 1);
+	hx_start_forever_threads(3, 1);
 	MUST(pthread_create(&t, NULL, h_exit_from_thread, NULL));
 	pthread_join(t, NULL);
 	printf("exitthread: join returned\n");
@@ -142,11 +78,11 @@ static int case_exitthread(void)
 
 static int case_execmain(void)
 {
-	start_forever_threads(4, 2);
+	hx_start_forever_threads(4, 2);
 	printf("execmain: 6 threads running, exec\n");
 	fflush(stdout);
 	execl("/bin/echo", "echo", "execmain: replaced by echo", (char *)NULL);
-	fail("execl", errno);
+	hx_fail(HX_PROG, "execl", errno);
 	return 1;
 }
 
@@ -156,7 +92,7 @@ void *h_exec_from_thread(void *arg)
 	printf("execthread: thread calling exec\n");
 	fflush(stdout);
 	execl("/bin/echo", "echo", "execthread: replaced by echo", (char *)NULL);
-	fail("execl", errno);
+	hx_fail(HX_PROG, "execl", errno);
 	return NULL;
 }
 
@@ -164,7 +100,7 @@ static int case_execthread(void)
 {
 	pthread_t t;
 
-	start_forever_threads(3, 1);
+	hx_start_forever_threads(3, 1);
 	MUST(pthread_create(&t, NULL, h_exec_from_thread, NULL));
 	pthread_join(t, NULL);
 	printf("execthread: join returned\n");
@@ -186,7 +122,7 @@ void *h_sigwaiter(void *arg)
 		int rc = sigwait(set, &sig);
 
 		if (rc != 0)
-			fail("sigwait", rc);
+			hx_fail(HX_PROG, "sigwait", rc);
 		if (sig == SIGUSR1) {
 			usr1++;
 			MUST(sem_post(&sig_ack));
@@ -225,7 +161,7 @@ static int case_sigwait(void)
 	MUST(pthread_create(&waiter, NULL, h_sigwaiter, &set));
 	for (int i = 0; i < 5; i++) {
 		kill(getpid(), SIGUSR1);
-		xsem_wait(&sig_ack);
+		hx_sem_wait(&sig_ack);
 	}
 	kill(getpid(), SIGTERM);
 	MUST(pthread_join(waiter, &v));
@@ -263,10 +199,10 @@ void *h_pipe_echo(void *arg)
 
 	for (long i = 0; i < p->rounds; i++) {
 		if (read(p->to[0], &v, sizeof v) != sizeof v)
-			fail("storm read", errno);
+			hx_fail(HX_PROG, "storm read", errno);
 		v = v * 3 + 1;
 		if (write(p->from[1], &v, sizeof v) != sizeof v)
-			fail("storm write", errno);
+			hx_fail(HX_PROG, "storm write", errno);
 	}
 	return NULL;
 }
@@ -279,9 +215,9 @@ void *h_pipe_driver(void *arg)
 
 	for (long i = 0; i < p->rounds; i++) {
 		if (write(p->to[1], &v, sizeof v) != sizeof v)
-			fail("storm write", errno);
+			hx_fail(HX_PROG, "storm write", errno);
 		if (read(p->from[0], &v, sizeof v) != sizeof v)
-			fail("storm read", errno);
+			hx_fail(HX_PROG, "storm read", errno);
 		v %= 1000003;
 		acc += v;
 	}
@@ -398,7 +334,7 @@ static int case_daemon(void)
 	fflush(stdout);
 	p = fork();
 	if (p < 0)
-		fail("fork", errno);
+		hx_fail(HX_PROG, "fork", errno);
 	if (p == 0) {
 		FILE *out;
 
@@ -428,7 +364,7 @@ static int case_daemon(void)
 void *h_outlive_main(void *arg);
 void *h_outlive_main(void *arg)
 {
-	sleep_ms(100);
+	hx_sleep_us(100 * 1000);
 	printf("mainexit: the thread finished after main\n");
 	return NULL;
 }

@@ -41,7 +41,7 @@ shim_forkexec_SOURCES = shim/forkexec.c
 shim_forkexec_LDFLAGS = $(SHIM_LINK_FLAGS)
 shim_forkexec_LDADD = $(SHIM_LINK_LIBS)
 
-shim_hostile_SOURCES = shim/hostile.c
+shim_hostile_SOURCES = shim/hostile.c hostile/common.h hostile/forever.h
 shim_hostile_LDFLAGS = $(SHIM_LINK_FLAGS)
 shim_hostile_LDADD = $(SHIM_LINK_LIBS)
 
