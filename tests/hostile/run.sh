@@ -98,27 +98,8 @@ summary=()
 notes=()
 started=$SECONDS
 
-selected() {
-	local id=$1 pat
-	[ -z "${SS_HOSTILE_CASES:-}" ] && return 0
-	for pat in $SS_HOSTILE_CASES; do
-		# shellcheck disable=SC2053
-		[[ $id == $pat ]] && return 0
-	done
-	return 1
-}
-
-describe_rc() {
-	local rc=$1
-	case $rc in
-	124 | 137) echo "timed out (hang)" ;;
-	*) if [ "$rc" -gt 128 ]; then
-		echo "exit $rc (signal $((rc - 128)): $(kill -l $((rc - 128)) 2>/dev/null))"
-	else
-		echo "exit $rc"
-	fi ;;
-	esac
-}
+# selected ID, describe_rc RC
+. "$(dirname "$0")/../lib.sh"
 
 # The run's user: empty (this one), or "nobody" (user 65534, for the
 # nproc cases run as root).
@@ -323,7 +304,7 @@ log_must=
 t() {
 	local id=$1 want_rc=$2 stats=$3 modes=$4 files=$5 limit=$6 t0 mode nrc
 	shift 6
-	selected "$id" || return 0
+	selected "$id" "${SS_HOSTILE_CASES:-}" || return 0
 	reasons=()
 	t0=$SECONDS
 	run native "$id" "$limit" "$@"
@@ -365,7 +346,7 @@ t() {
 }
 
 skip() {
-	selected "$1" || return 0
+	selected "$1" "${SS_HOSTILE_CASES:-}" || return 0
 	nskip=$((nskip + 1))
 	summary+=("SKIP  $1: $2")
 	echo "SKIP  $1: $2"

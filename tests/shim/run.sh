@@ -80,15 +80,8 @@ started=$SECONDS
 quiet_cases=(semantics-core cxx-core waiters-condvar forkexec-threads forkexec-system
 	hostile-exitmain hostile-sigwait hostile-daemon pigz sqlite3)
 
-selected() {
-	local id=$1 pat
-	[ -z "${SS_SHIM_CASES:-}" ] && return 0
-	for pat in $SS_SHIM_CASES; do
-		# shellcheck disable=SC2053
-		[[ $id == $pat ]] && return 0
-	done
-	return 1
-}
+# selected ID, describe_rc RC
+. "$(dirname "$0")/../lib.sh"
 
 # run MODE ID TIMEOUT CMD... -> $work/ID.MODE.{out,err,rc}; cwd $work/ID.MODE.d
 run() {
@@ -107,18 +100,6 @@ run() {
 			>"$work/$id.$mode.out" 2>"$work/$id.$mode.err" </dev/null)
 	rc=$?
 	echo "$rc" >"$work/$id.$mode.rc"
-}
-
-describe_rc() {
-	local rc=$1
-	case $rc in
-	124 | 137) echo "timed out (hang)" ;;
-	*) if [ "$rc" -gt 128 ]; then
-		echo "exit $rc (signal $((rc - 128)): $(kill -l $((rc - 128)) 2>/dev/null))"
-	else
-		echo "exit $rc"
-	fi ;;
-	esac
 }
 
 # The pthreads_rerouted values of the stats lines in FILE, one a line
@@ -199,7 +180,7 @@ compare_mode() {
 t() {
 	local id=$1 kind=$2 want_rc=$3 stats=$4 limit=$5 t0 mode nrc
 	shift 5
-	selected "$id" || return 0
+	selected "$id" "${SS_SHIM_CASES:-}" || return 0
 	reasons=()
 	t0=$SECONDS
 	run native "$id" "$limit" "$@"
@@ -244,7 +225,7 @@ t() {
 }
 
 skip() {
-	selected "$1" || return 0
+	selected "$1" "${SS_SHIM_CASES:-}" || return 0
 	nskip=$((nskip + 1))
 	summary+=("SKIP  $1: $2")
 	echo "SKIP  $1: $2"
@@ -328,7 +309,7 @@ t hostile-closefds contract 0 '>0' 30 "$bin/hostile" closefds
 t hostile-daemon contract 0 '>0' 30 "$bin/hostile" daemon
 
 # Real programs that create short-lived threads: byte-identical output.
-if selected pigz; then
+if selected pigz "${SS_SHIM_CASES:-}"; then
 	if ! command -v pigz >/dev/null 2>&1; then
 		skip pigz "skipped: pigz not installed (scripts/deps installs it)"
 	else
@@ -357,7 +338,7 @@ EOF
 		t pigz contract 0 '>0' 120 bash "$work/pigz.sh" "$work/pigz-in"
 	fi
 fi
-if selected sqlite3; then
+if selected sqlite3 "${SS_SHIM_CASES:-}"; then
 	if ! command -v sqlite3 >/dev/null 2>&1; then
 		skip sqlite3 "skipped: sqlite3 not installed (scripts/deps installs it)"
 	else
