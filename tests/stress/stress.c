@@ -217,6 +217,18 @@ static unsigned rbelow(struct rng *r, unsigned n)
 	return n ? (unsigned)(rnext(r) % n) : 0;
 }
 
+/* order[0..n) = 0..n-1 in a random order (Fisher-Yates). */
+static void shuffled(struct rng *r, unsigned *order, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		order[i] = i;
+	for (unsigned i = n; i > 1; i--) {
+		unsigned j = rbelow(r, i), t = order[i - 1];
+		order[i - 1] = order[j];
+		order[j] = t;
+	}
+}
+
 /* True with probability 1/n. */
 static bool one_in(struct rng *r, unsigned n)
 {
@@ -599,13 +611,8 @@ static void op_spawn_join(struct driver *d, void *unused)
 			break;
 		}
 		h[i] = spawn_work(s[i]);
-		order[i] = i;
 	}
-	for (unsigned i = n; i > 1; i--) {
-		unsigned j = rbelow(&d->rng, i), t = order[i - 1];
-		order[i - 1] = order[j];
-		order[j] = t;
-	}
+	shuffled(&d->rng, order, n);
 	for (unsigned k = 0; k < n; k++) {
 		unsigned i = order[k];
 
@@ -680,13 +687,7 @@ static void op_cancel(struct driver *d, void *unused)
 		break;
 	}
 	/* Cancel in an order of its own. */
-	for (unsigned i = 0; i < n; i++)
-		order[i] = i;
-	for (unsigned i = n; i > 1; i--) {
-		unsigned j = rbelow(&d->rng, i), t = order[i - 1];
-		order[i - 1] = order[j];
-		order[j] = t;
-	}
+	shuffled(&d->rng, order, n);
 	for (unsigned k = 0; k < n; k++) {
 		unsigned i = order[k];
 
