@@ -1,6 +1,5 @@
-# tests/lib.sh - shell helpers of the script tests that compare a program
-# run natively with the same program under the preload (tests/shim/run.sh,
-# tests/hostile/run.sh).  Sourced: `. "$(dirname "$0")/../lib.sh"`.
+# tests/lib.sh - shell helpers of the script tests (tests/*/run.sh and
+# the like).  Sourced: `. "$(dirname "$0")/../lib.sh"`.
 
 # selected ID PATTERNS: whether case ID is one of PATTERNS (a space-
 # separated list of ids or globs); every case is when PATTERNS is empty.
@@ -26,4 +25,16 @@ describe_rc() {
 		echo "exit $rc"
 	fi ;;
 	esac
+}
+
+# require_env VAR...: fail (exit 1) unless each is set, as make check sets
+# them (AM_TESTS_ENVIRONMENT in tests/Makefile.am).
+require_env() {
+	local v
+	for v in "$@"; do
+		if [ -z "${!v:-}" ]; then
+			echo "FAIL: $v is not set (run through make check)"
+			exit 1
+		fi
+	done
 }

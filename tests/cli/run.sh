@@ -16,12 +16,8 @@
 set -u
 export LC_ALL=C
 
-for v in SS_SMOLSCALE SS_PRELOAD SS_TEST_HELPER_DIR; do
-	if [ -z "${!v:-}" ]; then
-		echo "FAIL: $v is not set (run through make check)"
-		exit 1
-	fi
-done
+. "$(dirname "$0")/../lib.sh"
+require_env SS_SMOLSCALE SS_PRELOAD SS_TEST_HELPER_DIR
 ss=$SS_SMOLSCALE
 if [ ! -x "$ss" ]; then
 	echo "FAIL: the smolscale command $ss was not built"

@@ -40,10 +40,8 @@
 set -u
 export LC_ALL=C
 
-if [ -z "${SS_TEST_HELPER_DIR:-}" ]; then
-	echo "FAIL: SS_TEST_HELPER_DIR is not set (run through make check)"
-	exit 1
-fi
+. "$(dirname "$0")/../lib.sh"
+require_env SS_TEST_HELPER_DIR
 prog=$SS_TEST_HELPER_DIR/fault/fault
 if [ ! -x "$prog" ]; then
 	echo "FAIL: $prog is missing"

@@ -20,12 +20,8 @@
 set -u
 export LC_ALL=C
 
-for v in SS_TEST_HELPER_DIR SS_SRCDIR; do
-	if [ -z "${!v:-}" ]; then
-		echo "FAIL: $v is not set (run through make check)"
-		exit 1
-	fi
-done
+. "$(dirname "$0")/../lib.sh"
+require_env SS_TEST_HELPER_DIR SS_SRCDIR
 bin=$SS_TEST_HELPER_DIR/fuzz
 src=$SS_SRCDIR/fuzz
 secs=${SS_FUZZ_SECONDS:-10}

@@ -28,12 +28,8 @@
 set -u
 export LC_ALL=C
 
-for v in SS_PRELOAD SS_TEST_HELPER_DIR; do
-	if [ -z "${!v:-}" ]; then
-		echo "FAIL: $v is not set (run through make check)"
-		exit 1
-	fi
-done
+. "$(dirname "$0")/../lib.sh"
+require_env SS_PRELOAD SS_TEST_HELPER_DIR
 dir=$SS_TEST_HELPER_DIR/gtp
 lib=$SS_PRELOAD
 san=${SS_SANITIZER_BUILD:-}

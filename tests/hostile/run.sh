@@ -53,12 +53,9 @@ if [ -n "${SS_SANITIZER_BUILD:-}" ]; then
 		"library cannot be preloaded into other programs"
 	exit 77
 fi
-for v in SS_PRELOAD SS_TEST_HELPER_DIR SS_SRCDIR SS_SMOLSCALE; do
-	if [ -z "${!v:-}" ]; then
-		echo "FAIL: $v is not set (run through make check)"
-		exit 1
-	fi
-done
+# require_env, selected ID, describe_rc RC
+. "$(dirname "$0")/../lib.sh"
+require_env SS_PRELOAD SS_TEST_HELPER_DIR SS_SRCDIR SS_SMOLSCALE
 if [ ! -f "$SS_PRELOAD" ]; then
 	echo "FAIL: the preload library $SS_PRELOAD was not built"
 	exit 1
@@ -98,8 +95,6 @@ summary=()
 notes=()
 started=$SECONDS
 
-# selected ID, describe_rc RC
-. "$(dirname "$0")/../lib.sh"
 
 # The run's user: empty (this one), or "nobody" (user 65534, for the
 # nproc cases run as root).

@@ -38,12 +38,9 @@ if [ -n "${SS_SANITIZER_BUILD:-}" ]; then
 		"library cannot be preloaded into other programs"
 	exit 77
 fi
-for v in SS_PRELOAD SS_TEST_HELPER_DIR; do
-	if [ -z "${!v:-}" ]; then
-		echo "FAIL: $v is not set (run through make check)"
-		exit 1
-	fi
-done
+# require_env, selected ID, describe_rc RC
+. "$(dirname "$0")/../lib.sh"
+require_env SS_PRELOAD SS_TEST_HELPER_DIR
 if [ ! -f "$SS_PRELOAD" ]; then
 	echo "FAIL: the preload library $SS_PRELOAD was not built"
 	exit 1
@@ -80,8 +77,6 @@ started=$SECONDS
 quiet_cases=(semantics-core cxx-core waiters-condvar forkexec-threads forkexec-system
 	hostile-exitmain hostile-sigwait hostile-daemon pigz sqlite3)
 
-# selected ID, describe_rc RC
-. "$(dirname "$0")/../lib.sh"
 
 # run MODE ID TIMEOUT CMD... -> $work/ID.MODE.{out,err,rc}; cwd $work/ID.MODE.d
 run() {

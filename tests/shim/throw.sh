@@ -38,12 +38,8 @@ if [ -n "${SS_SANITIZER_BUILD:-}" ]; then
 		"library cannot be preloaded into other programs"
 	exit 77
 fi
-for v in SS_PRELOAD SS_TEST_HELPER_DIR; do
-	if [ -z "${!v:-}" ]; then
-		echo "FAIL: $v is not set (run through make check)"
-		exit 1
-	fi
-done
+. "$(dirname "$0")/../lib.sh"
+require_env SS_PRELOAD SS_TEST_HELPER_DIR
 host=$SS_TEST_HELPER_DIR/shim/throw_host
 lib=$SS_TEST_HELPER_DIR/shim/.libs/libssthrow.so
 core=$(dirname "$SS_PRELOAD")/../../core/.libs/libsmolscale.so
