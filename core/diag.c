@@ -85,7 +85,8 @@ static int log_fd = -1;
 static dev_t log_dev;
 static ino_t log_ino;
 
-static char log_opened[sizeof ((struct ss_config *)0)->log_path]; /* log_fd's path */
+/* The path log_fd was opened from; under log_lock, as log_fd. */
+static char log_opened[sizeof ((struct ss_config *)0)->log_path];
 
 /* Under log_lock: opens PATH as the log, out of the low numbers; -1 with
  * errno if it cannot be opened. */
@@ -982,6 +983,9 @@ void ss__diag_stats(FILE *f)
  * redirected, to one that moves both ends of the pipe to high numbers.
  * Where libunwind has no such slots (another version or architecture),
  * nothing is changed. */
+/* Written once, by ss-diag, before the slots that lead to its readers
+ * are stored (release): a thread that calls through a redirected slot
+ * sees it set.  Plain: never written again. */
 static bool probe_by_vm_readv;
 
 static bool readable_byte(const void *addr)

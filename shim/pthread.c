@@ -976,7 +976,9 @@ static void spill_queued(void)
  * init_ucounts exemption).  Read once: a process cannot leave it. */
 static bool in_init_userns(void)
 {
-	static _Atomic int known; /* 0 unknown, 1 yes, 2 no */
+	/* 0 unknown, 1 yes, 2 no.  Relaxed: every thread that races to
+	 * fill it computes the same value from the same file. */
+	static _Atomic int known;
 	int v = atomic_load_explicit(&known, memory_order_relaxed);
 
 	if (!v) {
