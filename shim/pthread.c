@@ -965,39 +965,28 @@ static void spill_queued(void)
  * wait for each other need a worker each, which the pool may then be
  * unable to start (a hang where natively every pthread_create succeeded;
  * tests/hostile, nproc-*).  So under a finite limit below the pool's cap
- * plus its hidden threads, every thread is a real one, as natively.  Read
- * at each call: a program may lower it at any time (sandboxes do, before
- * they start their workers).
+ * plus its hidden threads, every thread is a real one, as natively.
  */
 #define PT_HIDDEN_THREADS 8 /* monitor, balancer, ss-diag, reaper, spare */
 
 /* Whether this process is in the initial user namespace, whose root the
  * kernel never holds to the limit (kernel/fork.c, copy_process: the
- * init_ucounts exemption).  Read once: a process cannot leave it. */
+ * init_ucounts exemption): its uid_map maps every id to itself. */
 static bool in_init_userns(void)
 {
-	/* 0 unknown, 1 yes, 2 no.  Relaxed: every thread that races to
-	 * fill it computes the same value from the same file. */
-	static _Atomic int known;
-	int v = atomic_load_explicit(&known, memory_order_relaxed);
+	char line[128] = "";
+	FILE *f = fopen("/proc/self/uid_map", "re");
+	unsigned long a = 1, b = 1, n = 0;
 
-	if (!v) {
-		char line[128] = "";
-		FILE *f = fopen("/proc/self/uid_map", "re");
-		unsigned long a = 1, b = 1, n = 0;
-
-		if (f) {
-			if (fgets(line, sizeof line, f))
-				sscanf(line, "%lu %lu %lu", &a, &b, &n);
-			fclose(f);
-		}
-		v = a == 0 && b == 0 && n == 4294967295ul ? 1 : 2;
-		atomic_store_explicit(&known, v, memory_order_relaxed);
+	if (f) {
+		if (fgets(line, sizeof line, f))
+			sscanf(line, "%lu %lu %lu", &a, &b, &n);
+		fclose(f);
 	}
-	return v == 1;
+	return a == 0 && b == 0 && n == 4294967295ul;
 }
 
-static bool nproc_tight(void)
+static bool nproc_tight_now(void)
 {
 	struct rlimit rl;
 
@@ -1006,6 +995,37 @@ static bool nproc_tight(void)
 		return false;
 	/* The limit counts by real user ID. */
 	return !(getuid() == 0 && in_init_userns());
+}
+
+/*
+ * The verdict is cached: getrlimit() is a system call (1.4 us on a VM, a
+ * fifth of a rerouted create+join), and limits seldom change.  It is made
+ * again once NPROC_RECHECK_MS have passed on CLOCK_MONOTONIC_COARSE (a
+ * few ns, from the vDSO).  The first create of a process checks at once,
+ * so a limit set before any thread starts (a sandbox's way) is always
+ * seen; one lowered while threads run is seen within that time.
+ */
+#define NPROC_RECHECK_MS 100
+
+/* Bit 0: tight; the rest: when it was decided, in coarse ms + 1 (0: not
+ * yet).  Relaxed: a stale or racing verdict only moves the next check. */
+static _Atomic uint64_t nproc_verdict;
+
+static bool nproc_tight(void)
+{
+	uint64_t v = atomic_load_explicit(&nproc_verdict, memory_order_relaxed);
+	struct timespec ts;
+	uint64_t now;
+	bool tight;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u + 1;
+	if (v && now - (v >> 1) < NPROC_RECHECK_MS)
+		return v & 1;
+	tight = nproc_tight_now();
+	atomic_store_explicit(&nproc_verdict, now << 1 | tight,
+	                      memory_order_relaxed);
+	return tight;
 }
 
 int ss__pt_create(pthread_t *th, const pthread_attr_t *attr,
