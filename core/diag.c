@@ -66,6 +66,7 @@
 #include <unistd.h>
 
 #include "elfsym.h"
+#include "got.h"
 #include "internal.h"
 #include "statreg.h"
 
@@ -1037,108 +1038,54 @@ static long unw_syscall(long nr, ...)
 	return syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
-struct got_find {
+/* redirect_in's dl_iterate_phdr context. */
+struct unw_redirect {
 	uintptr_t base;
 	const char *name;
 	void **pipe2_slot, **syscall_slot;
-	uintptr_t relro_lo, relro_hi;
-	bool found;
 };
 
-/* dl_iterate_phdr's callback: in the object loaded at f->base, the GOT
- * slots (JUMP_SLOT or GLOB_DAT) of pipe2 and syscall, and its RELRO. */
-static int find_unw_slots(struct dl_phdr_info *info, size_t size, void *arg)
+static void find_unw_slot(void *arg, const char *name, void **slot)
 {
-	struct got_find *f = arg;
-	const ElfW(Dyn) *dyn = NULL;
-	uintptr_t base = info->dlpi_addr, symtab = 0, strtab = 0;
-	uintptr_t rel[2] = { 0, 0 };
-	size_t relsz[2] = { 0, 0 }, strsz = 0;
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	struct unw_redirect *r = arg;
 
-	(void)size;
-	if (base != f->base || !info->dlpi_name ||
-	    strcmp(info->dlpi_name, f->name))
-		return 0;
-	f->found = true;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		if (ph->p_type == PT_DYNAMIC)
-			dyn = (const ElfW(Dyn) *)(base + ph->p_vaddr);
-		else if (ph->p_type == PT_GNU_RELRO) {
-			/* Whole pages, as the loader protected them. */
-			f->relro_lo = (base + ph->p_vaddr) & ~(page - 1);
-			f->relro_hi = (base + ph->p_vaddr + ph->p_memsz) &
-			              ~(page - 1);
-		}
-	}
-	for (; dyn && dyn->d_tag != DT_NULL; dyn++) {
-		/* Relocated in place by the loader on x86-64 and aarch64. */
-		uintptr_t v = dyn->d_un.d_ptr, ptr = v < base ? v + base : v;
-		switch (dyn->d_tag) {
-		case DT_SYMTAB: symtab = ptr; break;
-		case DT_STRTAB: strtab = ptr; break;
-		case DT_STRSZ: strsz = dyn->d_un.d_val; break;
-		case DT_JMPREL: rel[0] = ptr; break;
-		case DT_PLTRELSZ: relsz[0] = dyn->d_un.d_val; break;
-		case DT_RELA: rel[1] = ptr; break;
-		case DT_RELASZ: relsz[1] = dyn->d_un.d_val; break;
-		}
-	}
-	if (!symtab || !strtab)
-		return 1;
-	for (int k = 0; k < 2; k++) {
-		const ElfW(Rela) *r = (const ElfW(Rela) *)rel[k];
-		for (size_t i = 0; r && i < relsz[k] / sizeof *r; i++) {
-			size_t si = ELF64_R_SYM(r[i].r_info);
-			const ElfW(Sym) *sym = (const ElfW(Sym) *)symtab + si;
-			const char *n;
-			if (!si || sym->st_name >= strsz)
-				continue;
-			n = (const char *)strtab + sym->st_name;
-			if (!strcmp(n, "pipe2"))
-				f->pipe2_slot = (void **)(base + r[i].r_offset);
-			else if (!strcmp(n, "syscall"))
-				f->syscall_slot = (void **)(base + r[i].r_offset);
-		}
-	}
-	return 1;
+	if (!strcmp(name, "pipe2"))
+		r->pipe2_slot = slot;
+	else if (!strcmp(name, "syscall"))
+		r->syscall_slot = slot;
 }
 
-static void redirect_slot(const struct got_find *f, void **slot, void *fn)
+/* In libunwind's object (under the loader's list lock, so it cannot be
+ * unloaded meanwhile), the two slots found and then written. */
+static int redirect_in(struct dl_phdr_info *info, size_t size, void *arg)
 {
-	uintptr_t a = (uintptr_t)slot, page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	bool relro = a >= f->relro_lo && a < f->relro_hi;
+	struct unw_redirect *r = arg;
+	int here = 0;
 
-	if (!slot)
-		return;
-	if (relro && mprotect((void *)(a & ~(page - 1)), page,
-	                      PROT_READ | PROT_WRITE))
-		return;
-	/* One aligned store: a thread of a program that uses this same
-	 * libunwind itself calls either the old function or ours. */
-	__atomic_store_n(slot, fn, __ATOMIC_RELEASE);
-	if (relro)
-		mprotect((void *)(a & ~(page - 1)), page, PROT_READ);
+	(void)size;
+	if (info->dlpi_addr != r->base || !info->dlpi_name ||
+	    strcmp(info->dlpi_name, r->name))
+		return 0;
+	ss__got_each(info, find_unw_slot, r);
+	if (!r->pipe2_slot)
+		return 1;
+	probe_by_vm_readv = r->syscall_slot && readable_byte(&here);
+	if (probe_by_vm_readv)
+		ss__got_write(info, r->syscall_slot, (void *)unw_syscall);
+	ss__got_write(info, r->pipe2_slot, (void *)unw_pipe2);
+	return 1;
 }
 
 static void redirect_unw_probe(void *h)
 {
 	struct link_map *lm;
-	struct got_find f = { 0 };
-	int here = 0;
+	struct unw_redirect r = { 0 };
 
 	if (dlinfo(h, RTLD_DI_LINKMAP, &lm) != 0 || !lm->l_name)
 		return;
-	f.base = lm->l_addr;
-	f.name = lm->l_name;
-	dl_iterate_phdr(find_unw_slots, &f);
-	if (!f.found || !f.pipe2_slot)
-		return;
-	probe_by_vm_readv = readable_byte(&here) && f.syscall_slot;
-	if (probe_by_vm_readv)
-		redirect_slot(&f, f.syscall_slot, (void *)unw_syscall);
-	redirect_slot(&f, f.pipe2_slot, (void *)unw_pipe2);
+	r.base = lm->l_addr;
+	r.name = lm->l_name;
+	dl_iterate_phdr(redirect_in, &r);
 }
 
 static void load_libunwind(void)

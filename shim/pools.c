@@ -52,17 +52,10 @@
 #include <unistd.h>
 
 #include "elfsym.h"
+#include "got.h"
 #include "internal.h"
 #include "poolspec.h"
 #include "shim.h"
-
-#if defined(__x86_64__)
-#define R_JUMP_SLOT R_X86_64_JUMP_SLOT
-#define R_GLOB_DAT R_X86_64_GLOB_DAT
-#elif defined(__aarch64__)
-#define R_JUMP_SLOT R_AARCH64_JUMP_SLOT
-#define R_GLOB_DAT R_AARCH64_GLOB_DAT
-#endif
 
 #define MAX_FILE (1u << 20)
 
@@ -583,7 +576,6 @@ struct cand {
 	const char *obj;           /* its name ("" for the executable) */
 	uintptr_t off;             /* the slot's offset from base */
 	void *cur;                 /* the slot's value at step 1 */
-	uintptr_t relro_lo, relro_hi;
 	struct binding *b;         /* step 2's verdict; NULL: leave it */
 };
 
@@ -606,85 +598,26 @@ static bool skip_object(const struct dl_phdr_info *info, const void *self)
 	       strstr(n, "/ld-linux") || strstr(n, "/ld64.so");
 }
 
-/* The slots of one object, as (offset, hook, relro range) to visit. */
-typedef void (*slot_fn)(struct scan *, const struct dl_phdr_info *,
-                        struct hook *, uintptr_t off, uintptr_t lo,
-                        uintptr_t hi);
+/* collect_slot's ss__got_each callback context: a pass over one object. */
+struct collecting {
+	struct scan *sc;
+	const struct dl_phdr_info *info;
+};
 
-static void each_slot(struct scan *sc, const struct dl_phdr_info *info,
-                      slot_fn fn)
+/* Step 1 for one slot of a described function. */
+static void collect_slot(void *arg, const char *name, void **slot)
 {
-	const ElfW(Dyn) *dyn = NULL;
-	uintptr_t base = info->dlpi_addr, relro_lo = 0, relro_hi = 0;
-	uintptr_t symtab = 0, strtab = 0, jmprel = 0, rela = 0;
-	size_t strsz = 0, pltsz = 0, relasz = 0, relaent = sizeof(ElfW(Rela));
-	long pltrel = DT_RELA;
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		if (ph->p_type == PT_DYNAMIC)
-			dyn = (const ElfW(Dyn) *)(base + ph->p_vaddr);
-		else if (ph->p_type == PT_GNU_RELRO) {
-			/* What the loader made read-only: whole pages only,
-			 * the partial last page stays writable (glibc's
-			 * _dl_protect_relro rounds both ends down). */
-			relro_lo = (base + ph->p_vaddr) & ~(page - 1);
-			relro_hi = (base + ph->p_vaddr + ph->p_memsz) & ~(page - 1);
-		}
-	}
-	if (!dyn)
-		return;
-	for (; dyn->d_tag != DT_NULL; dyn++) {
-		/* The loader relocates these in place on x86-64 and aarch64;
-		 * an unrelocated one lies below the base. */
-		uintptr_t v = dyn->d_un.d_ptr;
-		uintptr_t ptr = v < base ? v + base : v;
-		switch (dyn->d_tag) {
-		case DT_SYMTAB: symtab = ptr; break;
-		case DT_STRTAB: strtab = ptr; break;
-		case DT_STRSZ: strsz = dyn->d_un.d_val; break;
-		case DT_JMPREL: jmprel = ptr; break;
-		case DT_PLTRELSZ: pltsz = dyn->d_un.d_val; break;
-		case DT_PLTREL: pltrel = (long)dyn->d_un.d_val; break;
-		case DT_RELA: rela = ptr; break;
-		case DT_RELASZ: relasz = dyn->d_un.d_val; break;
-		case DT_RELAENT: relaent = dyn->d_un.d_val; break;
-		}
-	}
-	/* x86-64 and aarch64 use RELA only. */
-	if (!symtab || !strtab || relaent != sizeof(ElfW(Rela)))
-		return;
-	for (int pass = 0; pass < 2; pass++) {
-		const ElfW(Rela) *r = (const ElfW(Rela) *)(pass ? rela : jmprel);
-		size_t n = (pass ? relasz : pltsz) / sizeof(ElfW(Rela));
-		if (!r || (!pass && pltrel != DT_RELA))
-			continue;
-		for (size_t i = 0; i < n; i++) {
-			unsigned type = (unsigned)ELF64_R_TYPE(r[i].r_info);
-			size_t si = ELF64_R_SYM(r[i].r_info);
-			const ElfW(Sym) *sym;
-			struct hook *h;
-			if ((type != R_JUMP_SLOT && type != R_GLOB_DAT) || !si)
-				continue;
-			sym = (const ElfW(Sym) *)symtab + si;
-			if (sym->st_name >= strsz ||
-			    !(h = find_hook((const char *)strtab + sym->st_name)))
-				continue;
-			fn(sc, info, h, r[i].r_offset, relro_lo, relro_hi);
-		}
-	}
-}
-
-static void collect_slot(struct scan *sc, const struct dl_phdr_info *info,
-                         struct hook *h, uintptr_t off, uintptr_t lo,
-                         uintptr_t hi)
-{
-	void *cur = __atomic_load_n((void **)(info->dlpi_addr + off),
-	                            __ATOMIC_ACQUIRE);
+	struct collecting *cx = arg;
+	struct scan *sc = cx->sc;
+	const struct dl_phdr_info *info = cx->info;
+	struct hook *h = find_hook(name);
+	void *cur;
 	char *obj;
 
-	if (sc->failed || !cur || is_ours(h, cur))
+	if (!h || sc->failed)
+		return;
+	cur = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	if (!cur || is_ours(h, cur))
 		return; /* unresolved weak (NULL): natively never called */
 	if (sc->n == sc->cap) {
 		size_t cap = sc->cap ? sc->cap * 2 : 16;
@@ -700,8 +633,9 @@ static void collect_slot(struct scan *sc, const struct dl_phdr_info *info,
 		sc->failed = true;
 		return;
 	}
-	sc->v[sc->n++] = (struct cand){ h, info->dlpi_addr, obj, off, cur,
-	                                lo, hi, NULL };
+	sc->v[sc->n++] = (struct cand){ h, info->dlpi_addr, obj,
+	                                (uintptr_t)slot - info->dlpi_addr, cur,
+	                                NULL };
 }
 
 static int collect(struct dl_phdr_info *info, size_t size, void *arg)
@@ -711,7 +645,8 @@ static int collect(struct dl_phdr_info *info, size_t size, void *arg)
 	(void)size;
 	sc->adds = info->dlpi_adds;
 	if (!skip_object(info, sc->self))
-		each_slot(sc, info, collect_slot);
+		ss__got_each(info, collect_slot,
+		             &(struct collecting){ sc, info });
 	return 0;
 }
 
@@ -755,22 +690,6 @@ static void decide(struct cand *c)
 	c->b = binding_for(c->h, (void (*)(void))target);
 }
 
-static bool write_slot(void **slot, uintptr_t lo, uintptr_t hi, void *code)
-{
-	uintptr_t a = (uintptr_t)slot, page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t pg = a & ~(page - 1);
-	bool relro = a >= lo && a < hi;
-
-	/* Full RELRO: read-only after relocation; made writable for the one
-	 * store and read-only again (plthook's way, RESEARCH.md 5.1). */
-	if (relro && mprotect((void *)pg, page, PROT_READ | PROT_WRITE))
-		return false;
-	__atomic_store_n(slot, code, __ATOMIC_RELEASE);
-	if (relro)
-		mprotect((void *)pg, page, PROT_READ);
-	return true;
-}
-
 static int apply(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	struct scan *sc = arg;
@@ -787,7 +706,7 @@ static int apply(struct dl_phdr_info *info, size_t size, void *arg)
 		if (__atomic_load_n(slot, __ATOMIC_ACQUIRE) != c->cur &&
 		    __atomic_load_n(slot, __ATOMIC_ACQUIRE) != (void *)c->b->real)
 			continue;
-		if (write_slot(slot, c->relro_lo, c->relro_hi, c->b->code))
+		if (ss__got_write(info, slot, c->b->code))
 			atomic_fetch_add(&c->b->slots, 1);
 	}
 	return 0;
@@ -1007,7 +926,7 @@ void ss__pools_init(void)
 
 	if (!env || !*env)
 		return;
-#if !defined(R_JUMP_SLOT)
+#if !defined(SS_GOT_SUPPORTED)
 	note("smolscale: SMOLSCALE_POOLS: GOT rewriting is not implemented for this architecture; no pool is rerouted");
 	return;
 #else
