@@ -838,28 +838,65 @@ END_TEST
 #define ORDERED 16
 
 /*
- * Runs as a fiber on the only worker (SMOLSCALE_THREADS=1).  Each waiter
- * is a fiber spawned onto this worker's queue; ss_yield puts the driver
- * behind it, so the waiter runs and parks before the next one is spawned:
- * the order in which they came is known.  Returns the number of waiters
- * served out of order, or BAD.
+ * Waiters that take a ticket just before their channel call.  On the only
+ * worker, with no compensating one (SMOLSCALE_THREADS=1,
+ * SMOLSCALE_MAX_THREADS=1), a fiber runs from its ticket to the point
+ * where it parks (or is served) without another fiber running in
+ * between, so the tickets give the order in which the waiters came.
+ * The spawn order is not enough: ss_yield usually lets each waiter run
+ * before the driver spawns the next, but when the monitor hands a slow
+ * worker's queue to the global queue (a worker kept off its CPU past
+ * SMOLSCALE_STALL_MS / 2, common under TSan on a busy machine), the
+ * driver can come back first.
+ */
+struct ordered {
+	struct side side;
+	int ticket;
+};
+
+static atomic_int next_ticket;
+
+static void *ordered_recv(void *arg)
+{
+	struct ordered *o = arg;
+
+	o->ticket = atomic_fetch_add(&next_ticket, 1);
+	return side_recv(&o->side);
+}
+
+static void *ordered_send(void *arg)
+{
+	struct ordered *o = arg;
+
+	o->ticket = atomic_fetch_add(&next_ticket, 1);
+	return side_send(&o->side);
+}
+
+/*
+ * The driver, a fiber on the only worker.  A channel serves its waiters
+ * first come, first served: the k-th receiver to arrive gets the k-th
+ * value sent, and the k-th sender to arrive is received k-th, after what
+ * was buffered before it.  Returns the number of waiters served out of
+ * order, or BAD.
  */
 static void *order_driver(void *arg)
 {
 	size_t cap = (size_t)(uintptr_t)arg, i;
 	ss_chan *c = ss_chan_new(cap, sizeof(long));
-	struct side s[ORDERED];
+	struct ordered o[ORDERED];
 	ss_task *t[ORDERED];
+	long by_ticket[ORDERED], got[ORDERED];
 	uintptr_t wrong = 0;
 	long v;
 
 	if (!c)
 		return BAD;
-	memset(s, 0, sizeof s);
+	memset(o, 0, sizeof o);
 	/* Receivers, served by sends. */
+	atomic_store(&next_ticket, 0);
 	for (i = 0; i < ORDERED; i++) {
-		reset(&s[i], c, NULL, -1);
-		if (!(t[i] = ss_go(side_recv, &s[i])))
+		reset(&o[i].side, c, NULL, -1);
+		if (!(t[i] = ss_go(ordered_recv, &o[i])))
 			return BAD;
 		ss_yield();
 	}
@@ -871,7 +908,7 @@ static void *order_driver(void *arg)
 	for (i = 0; i < ORDERED; i++) {
 		if (ss_join(t[i], NULL))
 			return BAD;
-		wrong += s[i].rc != 0 || s[i].v != (long)i;
+		wrong += o[i].side.rc != 0 || o[i].side.v != (long)o[i].ticket;
 	}
 	/* Senders on a full channel (or a rendezvous), served by receives
 	 * after what was buffered before them. */
@@ -880,9 +917,10 @@ static void *order_driver(void *arg)
 		if (ss_chan_try_send(c, &v))
 			return BAD;
 	}
+	atomic_store(&next_ticket, 0);
 	for (i = 0; i < ORDERED; i++) {
-		reset(&s[i], c, NULL, (long)i);
-		if (!(t[i] = ss_go(side_send, &s[i])))
+		reset(&o[i].side, c, NULL, (long)i);
+		if (!(t[i] = ss_go(ordered_send, &o[i])))
 			return BAD;
 		ss_yield();
 	}
@@ -890,13 +928,20 @@ static void *order_driver(void *arg)
 		if (ss_chan_recv(c, &v) || v != -1 - (long)i)
 			wrong++;
 	for (i = 0; i < ORDERED; i++)
-		if (ss_chan_recv(c, &v) || v != (long)i)
-			wrong++;
+		if (ss_chan_recv(c, &got[i]))
+			got[i] = -2;
+	/* Joined only now: a rendezvous sender returns once received. */
+	for (i = 0; i < ORDERED; i++)
+		by_ticket[i] = -1;
 	for (i = 0; i < ORDERED; i++) {
 		if (ss_join(t[i], NULL))
 			return BAD;
-		wrong += s[i].rc != 0;
+		wrong += o[i].side.rc != 0;
+		if (o[i].ticket >= 0 && o[i].ticket < ORDERED)
+			by_ticket[o[i].ticket] = (long)i;
 	}
+	for (i = 0; i < ORDERED; i++)
+		wrong += got[i] != by_ticket[i];
 	ss_chan_free(c);
 	return (void *)wrong;
 }
@@ -907,6 +952,7 @@ START_TEST(waiters_served_in_order)
 	void *r;
 
 	setenv("SMOLSCALE_THREADS", "1", 1);
+	setenv("SMOLSCALE_MAX_THREADS", "1", 1); /* see struct ordered */
 	r = ss_block_on(order_driver, (void *)(uintptr_t)(_i ? 4 : 0));
 	ck_assert_msg(r != BAD, "the driver failed");
 	ck_assert_msg(r == NULL, "%zu waiters served out of order", (size_t)(uintptr_t)r);

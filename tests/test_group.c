@@ -106,6 +106,7 @@ START_TEST(cancelled_members_counted_once)
 	struct ss_stats st;
 
 	setenv("SMOLSCALE_THREADS", "1", 1);
+	setenv("SMOLSCALE_MAX_THREADS", "1", 1); /* as above */
 	ck_assert_int_eq(ss_group_spawn(g, spawn_then_fail, g), 0);
 	ck_assert_int_eq(ss_group_wait(g), 7);
 	ck_assert_int_eq(ss_stats(&st), 0);
