@@ -202,11 +202,12 @@ static bool take_token_locked(struct ss_exec *e, uint64_t now)
 
 	if (e->tokens_at_ns == 0)
 		e->tokens = burst;
-	else
+	else if (now > e->tokens_at_ns)
 		e->tokens += (double)(now - e->tokens_at_ns) * 10.0 / 1e9;
 	if (e->tokens > burst)
 		e->tokens = burst;
-	e->tokens_at_ns = now;
+	if (now > e->tokens_at_ns)
+		e->tokens_at_ns = now;
 	if (e->tokens < 1.0)
 		return false;
 	e->tokens -= 1.0;
@@ -217,13 +218,20 @@ static bool grow(bool untokened)
 {
 	struct ss_exec *e = &ss__exec;
 	const struct ss_config *c = ss__config();
-	uint64_t now = ss__now_ns();
+	uint64_t now;
 	int32_t n, active;
 	bool ok = false;
 
 	if (!atomic_load_explicit(&e->started, memory_order_acquire))
 		return false;
 	pthread_mutex_lock(&e->lock);
+	/* Read under the lock, so that the times take_token_locked() sees
+	 * never go backwards: a time read before the lock by a thread that
+	 * then waited for it is older than e->tokens_at_ns, and the
+	 * unsigned difference wrapped to a full bucket (TSan on a busy
+	 * machine: 21 threads above the target where the bucket allowed
+	 * 11). */
+	now = ss__now_ns();
 	n = atomic_load(&e->nthreads);
 	active = n - atomic_load(&e->nblocked);
 	if (now >= e->backoff_until_ns && active < (int32_t)c->threads &&
