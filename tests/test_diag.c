@@ -30,9 +30,7 @@ static char log_path[256];
  * why (diag.c). */
 static int tsan_blocked_no_stack(const char *t)
 {
-	const char *s = getenv("SS_SANITIZER");
-
-	return s && strcmp(s, "thread") == 0 &&
+	return under_tsan() &&
 	       strstr(t, "(no stack: the worker did not take the signal");
 }
 

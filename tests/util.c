@@ -29,8 +29,10 @@ extern char **environ;
 #endif
 
 #if defined(__SANITIZE_THREAD__)
+#define TSAN_BUILD 1
 #define RUNTIME_THREADS 2
 #else
+#define TSAN_BUILD 0
 #define RUNTIME_THREADS 0
 #endif
 
@@ -54,6 +56,13 @@ int sanitized(void)
 	const char *s = getenv("SS_SANITIZER");
 
 	return SANITIZER_BUILD || (s && *s) || under_valgrind();
+}
+
+int under_tsan(void)
+{
+	const char *s = getenv("SS_SANITIZER");
+
+	return TSAN_BUILD || (s && strcmp(s, "thread") == 0);
 }
 
 int under_valgrind(void)

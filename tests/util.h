@@ -31,6 +31,10 @@ int sanitized(void);
  * kernel's interface) skip themselves with this. */
 int under_valgrind(void);
 
+/* Nonzero in a ThreadSanitizer build, whatever the environment says
+ * (SS_SANITIZER=thread counts too). */
+int under_tsan(void);
+
 /* n, or n / 10 under a sanitizer. */
 size_t scaled(size_t n);
 
