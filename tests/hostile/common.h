@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void hx_fail(const char *prog, const char *what, int err)
+static inline void hx_fail(const char *prog, const char *what, int err)
 {
 	fprintf(stderr, "%s: %s: %s\n", prog, what, strerror(err));
 	fflush(stderr);

@@ -10,26 +10,18 @@
 
 #include <stdint.h>
 
+#include "common.h" /* hx_mix */
+
 #define PLUG_MAX_ITEMS 4096
 
 uint64_t plugin_run(int n);
-
-static inline uint64_t plug_mix(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	x ^= x >> 31;
-	return x;
-}
 
 static inline uint64_t plug_value(uint64_t i)
 {
 	uint64_t h = i;
 
 	for (unsigned r = 0; r < 2000 + i % 500; r++)
-		h = plug_mix(h + r);
+		h = hx_mix(h + r);
 	return h;
 }
 
@@ -38,7 +30,7 @@ static inline uint64_t plug_sum(const uint64_t *v, int n)
 	uint64_t s = 0;
 
 	for (int i = 0; i < n; i++)
-		s = plug_mix(s ^ v[i]);
+		s = hx_mix(s ^ v[i]);
 	return s;
 }
 
